@@ -1,0 +1,131 @@
+//! Not part of the API: narrow doors into crate-private code for the vector tests, fuzz
+//! targets and benchmarks, so that they exercise exactly the code paths the crate uses.
+//! Anything here may change in any release.
+
+use crate::hpke;
+use crate::keys::public::PublicKind;
+use crate::provider::{provider, RSA_MAX_BYTES};
+use crate::{Error, ServicePrivateKey, ServicePublicKey};
+
+/// The name of the compiled crypto provider.
+pub fn provider_name() -> &'static str {
+    provider().name()
+}
+
+/// AES-256-GCM open through the provider; `None` on any failure.
+pub fn aes256gcm_open(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], ct_and_tag: &[u8]) -> Option<Vec<u8>> {
+    let mut buf = ct_and_tag.to_vec();
+    let pt = provider().aes256gcm_open(key, nonce, aad, &mut buf).ok()?;
+    Some(pt.to_vec())
+}
+
+/// AES-256-GCM seal through the provider.
+pub fn aes256gcm_seal(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], pt: &[u8]) -> Option<Vec<u8>> {
+    let mut buf = pt.to_vec();
+    provider().aes256gcm_seal(key, nonce, aad, &mut buf).ok()?;
+    Some(buf)
+}
+
+/// HKDF-SHA256 as HPKE computes it: extract with the provider's HMAC, expand with its
+/// HKDF. `None` when `len` exceeds 255 * 32.
+pub fn hkdf_sha256(salt: &[u8], ikm: &[u8], info: &[u8], len: usize) -> Option<Vec<u8>> {
+    let prk = provider().hmac_sha256(salt, &[ikm]);
+    let mut out = vec![0u8; len];
+    provider().hkdf_sha256_expand(&prk, &[info], &mut out).ok()?;
+    Some(out)
+}
+
+/// Static ECDH with a peer point given as raw SEC1 bytes, as envelopes and requests carry
+/// them (uncompressed only).
+pub fn ecdh_p256_raw(scalar: &[u8; 32], peer: &[u8]) -> Option<[u8; 32]> {
+    let peer = <&[u8; 65]>::try_from(peer).ok()?;
+    let sk = provider().p256_agreement_from_scalar(scalar).ok()?;
+    sk.agree(peer).ok().map(|s| *s)
+}
+
+/// Static ECDH with a peer key given as SubjectPublicKeyInfo DER, imported the way
+/// service public keys are.
+pub fn ecdh_p256_spki(scalar: &[u8; 32], spki_der: &[u8]) -> Option<[u8; 32]> {
+    let pk = ServicePublicKey::from_spki_der(spki_der).ok()?;
+    match pk.kind() {
+        PublicKind::P256(point) => ecdh_p256_raw(scalar, point),
+        PublicKind::Rsa(_) => None,
+    }
+}
+
+/// RSA-OAEP (SHA-256) decryption with a PKCS#8 key imported the way service keys are.
+///
+/// # Errors
+/// [`Error::Unsupported`] in a build without constant-time RSA; [`Error::OpenFailed`]
+/// for any decryption failure; [`Error::Key`] for a key the import refuses.
+pub fn rsa_oaep_decrypt(pkcs8_der: &[u8], ciphertext: &[u8], label: &[u8]) -> Result<Vec<u8>, Error> {
+    let key = ServicePrivateKey::from_pkcs8_der(pkcs8_der)?;
+    let decryptor = key.rsa_decryptor()?.ok_or(Error::OpenFailed)?;
+    if Some(ciphertext.len()) != key.rsa_modulus_len() {
+        return Err(Error::OpenFailed);
+    }
+    let mut out = [0u8; RSA_MAX_BYTES];
+    let n = decryptor.decrypt(ciphertext, label, &mut out).map_err(|_| Error::OpenFailed)?;
+    out.get(..n).map(<[u8]>::to_vec).ok_or(Error::OpenFailed)
+}
+
+/// ECDSA P-256 / SHA-256 verification of a fixed-size `r || s` signature.
+pub fn ecdsa_p256_verify(public: &[u8; 65], msg: &[u8], sig: &[u8; 64]) -> bool {
+    provider().ecdsa_p256_verify(public, msg, sig).is_ok()
+}
+
+/// `DeriveKeyPair(ikm)`'s public key (RFC 9180 §7.1.3).
+pub fn hpke_derive_public_key(ikm: &[u8]) -> Option<[u8; 65]> {
+    hpke::derive_key_pair(provider(), ikm).ok().map(|k| *k.public_key())
+}
+
+/// An HPKE sender context with a derived ephemeral key.
+pub struct HpkeSender(hpke::SenderContext);
+
+/// An HPKE receiver context.
+pub struct HpkeReceiver(hpke::ReceiverContext);
+
+/// `SetupBaseS` with `skE = DeriveKeyPair(ikm_e)`.
+pub fn hpke_setup_sender(pk_r: &[u8; 65], info: &[u8], ikm_e: &[u8]) -> Option<([u8; 65], HpkeSender)> {
+    hpke::setup_base_s(provider(), pk_r, info, hpke::Ephemeral::Derived(ikm_e))
+        .ok()
+        .map(|(enc, ctx)| (enc, HpkeSender(ctx)))
+}
+
+/// `SetupBaseR` with `skR = DeriveKeyPair(ikm_r)`.
+pub fn hpke_setup_receiver(ikm_r: &[u8], enc: &[u8; 65], info: &[u8]) -> Option<HpkeReceiver> {
+    let sk = hpke::derive_key_pair(provider(), ikm_r).ok()?;
+    hpke::setup_base_r(provider(), enc, sk.as_ref(), info).ok().map(HpkeReceiver)
+}
+
+impl HpkeSender {
+    /// Seals the next message.
+    pub fn seal(&mut self, aad: &[u8], pt: &[u8]) -> Option<Vec<u8>> {
+        let mut buf = pt.to_vec();
+        self.0.seal(provider(), aad, &mut buf).ok()?;
+        Some(buf)
+    }
+
+    /// Exports a secret.
+    pub fn export(&self, exporter_context: &[u8], len: usize) -> Option<Vec<u8>> {
+        let mut out = vec![0u8; len];
+        self.0.export(provider(), exporter_context, &mut out).ok()?;
+        Some(out)
+    }
+}
+
+impl HpkeReceiver {
+    /// Opens the next message.
+    pub fn open(&mut self, aad: &[u8], ct: &[u8]) -> Option<Vec<u8>> {
+        let mut buf = ct.to_vec();
+        let pt = self.0.open(provider(), aad, &mut buf).ok()?;
+        Some(pt.to_vec())
+    }
+
+    /// Exports a secret.
+    pub fn export(&self, exporter_context: &[u8], len: usize) -> Option<Vec<u8>> {
+        let mut out = vec![0u8; len];
+        self.0.export(provider(), exporter_context, &mut out).ok()?;
+        Some(out)
+    }
+}

@@ -1,0 +1,153 @@
+//! The default provider: *ring* where it can, `p256` for the static ECDH keys *ring*
+//! cannot hold.
+
+use p256::elliptic_curve::sec1::ToEncodedPoint;
+use ring::{aead, agreement, digest, hkdf, hmac, rand, signature};
+use zeroize::Zeroizing;
+
+use super::{CryptoProvider, EcdsaP256Signer, Failure, OutLen, P256Agreement, RsaOaepDecryptor, Secret32};
+
+pub(crate) struct RingP256;
+
+impl hkdf::KeyType for OutLen {
+    fn len(&self) -> usize {
+        self.0
+    }
+}
+
+fn aead_key(key: &[u8; 32]) -> Result<aead::LessSafeKey, Failure> {
+    let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, key).map_err(|_| Failure)?;
+    Ok(aead::LessSafeKey::new(unbound))
+}
+
+impl CryptoProvider for RingP256 {
+    fn name(&self) -> &'static str {
+        "ring+p256"
+    }
+
+    fn fill_random(&self, out: &mut [u8]) -> Result<(), Failure> {
+        rand::SecureRandom::fill(&rand::SystemRandom::new(), out).map_err(|_| Failure)
+    }
+
+    fn sha256(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        for p in parts {
+            ctx.update(p);
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        out
+    }
+
+    fn hmac_sha256(&self, key: &[u8], parts: &[&[u8]]) -> Secret32 {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, key);
+        let mut ctx = hmac::Context::with_key(&key);
+        for p in parts {
+            ctx.update(p);
+        }
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(ctx.sign().as_ref());
+        out
+    }
+
+    fn hkdf_sha256_expand(&self, prk: &[u8; 32], info: &[&[u8]], out: &mut [u8]) -> Result<(), Failure> {
+        let prk = hkdf::Prk::new_less_safe(hkdf::HKDF_SHA256, prk);
+        let okm = prk.expand(info, OutLen(out.len())).map_err(|_| Failure)?;
+        okm.fill(out).map_err(|_| Failure)
+    }
+
+    fn aes256gcm_seal(&self, key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], in_out: &mut Vec<u8>) -> Result<(), Failure> {
+        aead_key(key)?
+            .seal_in_place_append_tag(aead::Nonce::assume_unique_for_key(*nonce), aead::Aad::from(aad), in_out)
+            .map_err(|_| Failure)
+    }
+
+    fn aes256gcm_open<'a>(&self, key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], in_out: &'a mut [u8]) -> Result<&'a mut [u8], Failure> {
+        aead_key(key)?
+            .open_in_place(aead::Nonce::assume_unique_for_key(*nonce), aead::Aad::from(aad), in_out)
+            .map_err(|_| Failure)
+    }
+
+    fn p256_ephemeral_agree(&self, peer: &[u8; 65]) -> Result<([u8; 65], Secret32), Failure> {
+        let rng = rand::SystemRandom::new();
+        let sk = agreement::EphemeralPrivateKey::generate(&agreement::ECDH_P256, &rng).map_err(|_| Failure)?;
+        let mut pk = [0u8; 65];
+        pk.copy_from_slice(sk.compute_public_key().map_err(|_| Failure)?.as_ref());
+        let peer = agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, peer);
+        let shared = agreement::agree_ephemeral(sk, &peer, |dh| {
+            let mut out = Zeroizing::new([0u8; 32]);
+            out.copy_from_slice(dh);
+            out
+        })
+        .map_err(|_| Failure)?;
+        Ok((pk, shared))
+    }
+
+    fn p256_agreement_from_scalar(&self, scalar: &[u8; 32]) -> Result<Box<dyn P256Agreement>, Failure> {
+        let sk = p256::SecretKey::from_bytes(scalar.into()).map_err(|_| Failure)?;
+        Ok(Box::new(P256Key::new(sk)))
+    }
+
+    fn p256_agreement_generate(&self) -> Result<Box<dyn P256Agreement>, Failure> {
+        Ok(Box::new(P256Key::new(p256::SecretKey::random(&mut rand_core::OsRng))))
+    }
+
+    fn ecdsa_p256_verify(&self, public: &[u8; 65], msg: &[u8], sig: &[u8; 64]) -> Result<(), Failure> {
+        signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, public)
+            .verify(msg, sig)
+            .map_err(|_| Failure)
+    }
+
+    fn ecdsa_p256_signer(&self, scalar: &[u8; 32], public: &[u8; 65]) -> Result<Box<dyn EcdsaP256Signer>, Failure> {
+        let rng = rand::SystemRandom::new();
+        let kp = signature::EcdsaKeyPair::from_private_key_and_public_key(
+            &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            scalar,
+            public,
+            &rng,
+        )
+        .map_err(|_| Failure)?;
+        Ok(Box::new(RingSigner(kp)))
+    }
+
+    fn rsa_oaep_decryptor(&self, _pkcs8_der: &[u8]) -> Option<Result<Box<dyn RsaOaepDecryptor>, Failure>> {
+        None
+    }
+}
+
+/// A static P-256 key on the `p256` crate; its scalar is wiped on drop.
+struct P256Key {
+    secret: p256::SecretKey,
+    public: [u8; 65],
+}
+
+impl P256Key {
+    fn new(secret: p256::SecretKey) -> Self {
+        let mut public = [0u8; 65];
+        public.copy_from_slice(secret.public_key().to_encoded_point(false).as_bytes());
+        P256Key { secret, public }
+    }
+}
+
+impl P256Agreement for P256Key {
+    fn public_key(&self) -> &[u8; 65] {
+        &self.public
+    }
+
+    fn agree(&self, peer: &[u8; 65]) -> Result<Secret32, Failure> {
+        let peer = p256::PublicKey::from_sec1_bytes(peer).map_err(|_| Failure)?;
+        let shared = p256::ecdh::diffie_hellman(self.secret.to_nonzero_scalar(), peer.as_affine());
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(shared.raw_secret_bytes());
+        Ok(out)
+    }
+}
+
+struct RingSigner(signature::EcdsaKeyPair);
+
+impl EcdsaP256Signer for RingSigner {
+    fn sign(&self, msg: &[u8]) -> Result<[u8; 64], Failure> {
+        let sig = self.0.sign(&rand::SystemRandom::new(), msg).map_err(|_| Failure)?;
+        <[u8; 64]>::try_from(sig.as_ref()).map_err(|_| Failure)
+    }
+}
