@@ -33,13 +33,17 @@ fn case(name: &str, expect: &str, binding: &Binding, envelope: &[u8]) -> Value {
 fn vectors(dir: &Path, suite_name: &str, key_file: &str, other_key_file: &str) -> Value {
     let key = load(dir, key_file);
     let other = load(dir, other_key_file);
-    let binding = Binding::new("contoso.example", "alice@contoso.example", "LAPTOP-7F3K").expect("binding");
+    let binding =
+        Binding::new("contoso.example", "alice@contoso.example", "LAPTOP-7F3K").expect("binding");
     let seed = [0x42u8; 32];
     let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
     let secret = RecoverySecret::generate_with_rng(&mut rng);
     let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
     let _ = RecoverySecret::generate_with_rng(&mut rng);
-    let env = key.public_key().seal_with_rng(&secret, &binding, CREATED_AT, &mut rng).expect("seal");
+    let env = key
+        .public_key()
+        .seal_with_rng(&secret, &binding, CREATED_AT, &mut rng)
+        .expect("seal");
     let good = env.to_bytes();
 
     let mut cases = vec![json!({
@@ -53,44 +57,105 @@ fn vectors(dir: &Path, suite_name: &str, key_file: &str, other_key_file: &str) -
         "text": env.to_text(),
     })];
 
-    cases.push(case("truncated by one byte", "decode:truncated", &binding, &good[..good.len() - 1]));
-    cases.push(case("header only", "decode:truncated", &binding, &good[..good.len() - env_body_len(&env)]));
+    cases.push(case(
+        "truncated by one byte",
+        "decode:truncated",
+        &binding,
+        &good[..good.len() - 1],
+    ));
+    cases.push(case(
+        "header only",
+        "decode:truncated",
+        &binding,
+        &good[..good.len() - env_body_len(&env)],
+    ));
     let mut trailing = good.clone();
     trailing.push(0);
-    cases.push(case("one trailing byte", "decode:trailing-bytes", &binding, &trailing));
+    cases.push(case(
+        "one trailing byte",
+        "decode:trailing-bytes",
+        &binding,
+        &trailing,
+    ));
     let mut magic = good.clone();
     magic[..4].copy_from_slice(b"PINX");
     cases.push(case("bad magic", "decode:bad-magic", &binding, &magic));
     let mut version = good.clone();
     version[4] = 2;
-    cases.push(case("unknown version", "decode:unsupported-version", &binding, &version));
+    cases.push(case(
+        "unknown version",
+        "decode:unsupported-version",
+        &binding,
+        &version,
+    ));
     let mut suite = good.clone();
     suite[5..7].copy_from_slice(&0x7fffu16.to_be_bytes());
-    cases.push(case("unknown suite", "decode:unknown-suite", &binding, &suite));
+    cases.push(case(
+        "unknown suite",
+        "decode:unknown-suite",
+        &binding,
+        &suite,
+    ));
     let mut empty_tenant = good[..39].to_vec();
     empty_tenant.push(0);
     empty_tenant.extend_from_slice(&good[40 + binding.tenant().len()..]);
-    cases.push(case("empty tenant id", "decode:bad-length", &binding, &empty_tenant));
+    cases.push(case(
+        "empty tenant id",
+        "decode:bad-length",
+        &binding,
+        &empty_tenant,
+    ));
 
-    let wrong = Binding::new("contoso.example", "mallory@contoso.example", "LAPTOP-7F3K").expect("binding");
-    cases.push(case("opened for another user", "open:failed", &wrong, &good));
-    let wrong = Binding::new("contoso.example", "alice@contoso.example", "LAPTOP-0000").expect("binding");
-    cases.push(case("opened for another device", "open:failed", &wrong, &good));
+    let wrong =
+        Binding::new("contoso.example", "mallory@contoso.example", "LAPTOP-7F3K").expect("binding");
+    cases.push(case(
+        "opened for another user",
+        "open:failed",
+        &wrong,
+        &good,
+    ));
+    let wrong =
+        Binding::new("contoso.example", "alice@contoso.example", "LAPTOP-0000").expect("binding");
+    cases.push(case(
+        "opened for another device",
+        "open:failed",
+        &wrong,
+        &good,
+    ));
     let mut tag = good.clone();
     let last = tag.len() - 1;
     tag[last] ^= 0x01;
     cases.push(case("bad tag", "open:failed", &binding, &tag));
     let mut header = good.clone();
-    let created = 40 + binding.tenant().len() + 1 + binding.user().len() + 1 + binding.device().len();
+    let created =
+        40 + binding.tenant().len() + 1 + binding.user().len() + 1 + binding.device().len();
     header[created + 7] ^= 0x01;
-    cases.push(case("creation time changed", "open:failed", &binding, &header));
+    cases.push(case(
+        "creation time changed",
+        "open:failed",
+        &binding,
+        &header,
+    ));
 
     let mut rng = rand_chacha::ChaCha20Rng::from_seed([0x43; 32]);
-    let to_other = other.public_key().seal_with_rng(&secret, &binding, CREATED_AT, &mut rng).expect("seal");
-    cases.push(case("sealed to another key", "open:failed", &binding, to_other.as_bytes()));
+    let to_other = other
+        .public_key()
+        .seal_with_rng(&secret, &binding, CREATED_AT, &mut rng)
+        .expect("seal");
+    cases.push(case(
+        "sealed to another key",
+        "open:failed",
+        &binding,
+        to_other.as_bytes(),
+    ));
     let mut relabelled = to_other.to_bytes();
     relabelled[7..23].copy_from_slice(key.key_id().as_bytes());
-    cases.push(case("sealed to another key, relabelled with this key's id", "open:failed", &binding, &relabelled));
+    cases.push(case(
+        "sealed to another key, relabelled with this key's id",
+        "open:failed",
+        &binding,
+        &relabelled,
+    ));
 
     let text = env.to_text();
     let mut text_cases = vec![
@@ -121,7 +186,16 @@ fn vectors(dir: &Path, suite_name: &str, key_file: &str, other_key_file: &str) -
 
 /// Bytes after the header: both length-prefixed fields.
 fn env_body_len(env: &Envelope) -> usize {
-    let header = 4 + 1 + 2 + 16 + 16 + 3 + env.binding().tenant().len() + env.binding().user().len() + env.binding().device().len() + 8;
+    let header = 4
+        + 1
+        + 2
+        + 16
+        + 16
+        + 3
+        + env.binding().tenant().len()
+        + env.binding().user().len()
+        + env.binding().device().len()
+        + 8;
     env.as_bytes().len() - header
 }
 
@@ -130,11 +204,22 @@ fn main() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test-vectors");
     let mut stale = Vec::new();
     for (file, suite, key, other) in [
-        ("hpke-p256.json", "hpke-p256", "p256-service.pem", "p256-other.pem"),
-        ("rsa-oaep-2048.json", "rsa-oaep", "rsa2048-service.pem", "rsa3072-service.pem"),
+        (
+            "hpke-p256.json",
+            "hpke-p256",
+            "p256-service.pem",
+            "p256-other.pem",
+        ),
+        (
+            "rsa-oaep-2048.json",
+            "rsa-oaep",
+            "rsa2048-service.pem",
+            "rsa3072-service.pem",
+        ),
     ] {
         let path = dir.join("envelopes").join(file);
-        let text = serde_json::to_string_pretty(&vectors(&dir, suite, key, other)).expect("json") + "\n";
+        let text =
+            serde_json::to_string_pretty(&vectors(&dir, suite, key, other)).expect("json") + "\n";
         if check {
             if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
                 stale.push(path.display().to_string());
@@ -145,7 +230,10 @@ fn main() {
         }
     }
     if !stale.is_empty() {
-        eprintln!("vectors differ from what the generator produces: {}", stale.join(", "));
+        eprintln!(
+            "vectors differ from what the generator produces: {}",
+            stale.join(", ")
+        );
         std::process::exit(1);
     }
 }

@@ -13,7 +13,12 @@ pub fn provider_name() -> &'static str {
 }
 
 /// AES-256-GCM open through the provider; `None` on any failure.
-pub fn aes256gcm_open(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], ct_and_tag: &[u8]) -> Option<Vec<u8>> {
+pub fn aes256gcm_open(
+    key: &[u8; 32],
+    nonce: &[u8; 12],
+    aad: &[u8],
+    ct_and_tag: &[u8],
+) -> Option<Vec<u8>> {
     let mut buf = ct_and_tag.to_vec();
     let pt = provider().aes256gcm_open(key, nonce, aad, &mut buf).ok()?;
     Some(pt.to_vec())
@@ -31,7 +36,9 @@ pub fn aes256gcm_seal(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], pt: &[u8]) -
 pub fn hkdf_sha256(salt: &[u8], ikm: &[u8], info: &[u8], len: usize) -> Option<Vec<u8>> {
     let prk = provider().hmac_sha256(salt, &[ikm]);
     let mut out = vec![0u8; len];
-    provider().hkdf_sha256_expand(&prk, &[info], &mut out).ok()?;
+    provider()
+        .hkdf_sha256_expand(&prk, &[info], &mut out)
+        .ok()?;
     Some(out)
 }
 
@@ -58,14 +65,20 @@ pub fn ecdh_p256_spki(scalar: &[u8; 32], spki_der: &[u8]) -> Option<[u8; 32]> {
 /// # Errors
 /// [`Error::Unsupported`] in a build without constant-time RSA; [`Error::OpenFailed`]
 /// for any decryption failure; [`Error::Key`] for a key the import refuses.
-pub fn rsa_oaep_decrypt(pkcs8_der: &[u8], ciphertext: &[u8], label: &[u8]) -> Result<Vec<u8>, Error> {
+pub fn rsa_oaep_decrypt(
+    pkcs8_der: &[u8],
+    ciphertext: &[u8],
+    label: &[u8],
+) -> Result<Vec<u8>, Error> {
     let key = ServicePrivateKey::from_pkcs8_der(pkcs8_der)?;
     let decryptor = key.rsa_decryptor()?.ok_or(Error::OpenFailed)?;
     if Some(ciphertext.len()) != key.rsa_modulus_len() {
         return Err(Error::OpenFailed);
     }
     let mut out = [0u8; RSA_MAX_BYTES];
-    let n = decryptor.decrypt(ciphertext, label, &mut out).map_err(|_| Error::OpenFailed)?;
+    let n = decryptor
+        .decrypt(ciphertext, label, &mut out)
+        .map_err(|_| Error::OpenFailed)?;
     out.get(..n).map(<[u8]>::to_vec).ok_or(Error::OpenFailed)
 }
 
@@ -76,7 +89,9 @@ pub fn ecdsa_p256_verify(public: &[u8; 65], msg: &[u8], sig: &[u8; 64]) -> bool 
 
 /// `DeriveKeyPair(ikm)`'s public key (RFC 9180 §7.1.3).
 pub fn hpke_derive_public_key(ikm: &[u8]) -> Option<[u8; 65]> {
-    hpke::derive_key_pair(provider(), ikm).ok().map(|k| *k.public_key())
+    hpke::derive_key_pair(provider(), ikm)
+        .ok()
+        .map(|k| *k.public_key())
 }
 
 /// An HPKE sender context with a derived ephemeral key.
@@ -86,7 +101,11 @@ pub struct HpkeSender(hpke::SenderContext);
 pub struct HpkeReceiver(hpke::ReceiverContext);
 
 /// `SetupBaseS` with `skE = DeriveKeyPair(ikm_e)`.
-pub fn hpke_setup_sender(pk_r: &[u8; 65], info: &[u8], ikm_e: &[u8]) -> Option<([u8; 65], HpkeSender)> {
+pub fn hpke_setup_sender(
+    pk_r: &[u8; 65],
+    info: &[u8],
+    ikm_e: &[u8],
+) -> Option<([u8; 65], HpkeSender)> {
     hpke::setup_base_s(provider(), pk_r, info, hpke::Ephemeral::Derived(ikm_e))
         .ok()
         .map(|(enc, ctx)| (enc, HpkeSender(ctx)))
@@ -95,7 +114,9 @@ pub fn hpke_setup_sender(pk_r: &[u8; 65], info: &[u8], ikm_e: &[u8]) -> Option<(
 /// `SetupBaseR` with `skR = DeriveKeyPair(ikm_r)`.
 pub fn hpke_setup_receiver(ikm_r: &[u8], enc: &[u8; 65], info: &[u8]) -> Option<HpkeReceiver> {
     let sk = hpke::derive_key_pair(provider(), ikm_r).ok()?;
-    hpke::setup_base_r(provider(), enc, sk.as_ref(), info).ok().map(HpkeReceiver)
+    hpke::setup_base_r(provider(), enc, sk.as_ref(), info)
+        .ok()
+        .map(HpkeReceiver)
 }
 
 impl HpkeSender {

@@ -71,14 +71,11 @@ impl Binding {
         let tenant = field("tenant")?;
         let user = field("user")?;
         let device = field("device")?;
-        Ok(Binding { tenant, user, device })
-    }
-
-    /// The canonical encoding, for hashing and constant-time comparison.
-    pub(crate) fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(3 + self.tenant.len() + self.user.len() + self.device.len());
-        self.encode(&mut out);
-        out
+        Ok(Binding {
+            tenant,
+            user,
+            device,
+        })
     }
 }
 
@@ -125,7 +122,10 @@ mod tests {
 
     #[test]
     fn refuses_empty_long_and_control_ids() {
-        assert_eq!(Binding::new("", "u", "d"), Err(BindingError::Empty { field: "tenant" }));
+        assert_eq!(
+            Binding::new("", "u", "d"),
+            Err(BindingError::Empty { field: "tenant" })
+        );
         assert_eq!(
             Binding::new("t", "x".repeat(256), "d"),
             Err(BindingError::TooLong { field: "user" })
@@ -140,7 +140,8 @@ mod tests {
     #[test]
     fn can_round_trip_the_encoding() {
         let b = Binding::new("contoso", "alice@contoso.com", "dev-1").unwrap();
-        let bytes = b.to_bytes();
+        let mut bytes = Vec::new();
+        b.encode(&mut bytes);
         let mut r = Reader::new(&bytes);
         assert_eq!(Binding::read(&mut r).unwrap(), b);
         r.finish().unwrap();
@@ -151,10 +152,12 @@ mod tests {
         let ok: Binding =
             serde_json::from_str(r#"{"tenant":"t","user":"u","device":"d"}"#).unwrap();
         assert_eq!(ok.device(), "d");
-        assert!(serde_json::from_str::<Binding>(r#"{"tenant":"","user":"u","device":"d"}"#).is_err());
-        assert!(serde_json::from_str::<Binding>(
-            r#"{"tenant":"t","user":"u","device":"d","x":1}"#
-        )
-        .is_err());
+        assert!(
+            serde_json::from_str::<Binding>(r#"{"tenant":"","user":"u","device":"d"}"#).is_err()
+        );
+        assert!(
+            serde_json::from_str::<Binding>(r#"{"tenant":"t","user":"u","device":"d","x":1}"#)
+                .is_err()
+        );
     }
 }

@@ -147,10 +147,19 @@ mod tests {
         let mut r = Reader::new(&[0, 5, 1, 2, 3, 4, 5]);
         assert_eq!(
             r.vec16("f", 0, 4),
-            Err(DecodeError::BadLength { field: "f", found: 5 })
+            Err(DecodeError::BadLength {
+                field: "f",
+                found: 5
+            })
         );
         let mut r = Reader::new(&[0]);
-        assert_eq!(r.vec8("f", 1, 4), Err(DecodeError::BadLength { field: "f", found: 0 }));
+        assert_eq!(
+            r.vec8("f", 1, 4),
+            Err(DecodeError::BadLength {
+                field: "f",
+                found: 0
+            })
+        );
         let mut r = Reader::new(&[0xff, 0xff]);
         assert_eq!(r.vec16("f", 0, usize::MAX), Err(DecodeError::Truncated));
     }

@@ -59,7 +59,10 @@ mod tests {
 
     #[test]
     fn refuses_text_longer_than_the_bound_before_decoding() {
-        assert_eq!(b64_decode("AAAAAAAA", 3), Err(DecodeError::TooLong { max: 3 }));
+        assert_eq!(
+            b64_decode("AAAAAAAA", 3),
+            Err(DecodeError::TooLong { max: 3 })
+        );
         assert!(b64_decode_array::<2>("AAAA").is_err());
         assert_eq!(b64_decode_array::<3>("AAAA").unwrap(), [0, 0, 0]);
     }

@@ -112,7 +112,9 @@ impl fmt::Display for DecodeError {
             DecodeError::Truncated => f.write_str("input is truncated"),
             DecodeError::TrailingBytes => f.write_str("trailing bytes after the structure"),
             DecodeError::TooLong { max } => write!(f, "input longer than {max} bytes"),
-            DecodeError::BadMagic => f.write_str("not a pin-recovery structure (bad magic or prefix)"),
+            DecodeError::BadMagic => {
+                f.write_str("not a pin-recovery structure (bad magic or prefix)")
+            }
             DecodeError::UnsupportedVersion(v) => write!(f, "unsupported format version {v}"),
             DecodeError::UnknownSuite(s) => write!(f, "unknown suite id 0x{s:04x}"),
             DecodeError::BadLength { field, found } => {

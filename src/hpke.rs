@@ -11,8 +11,6 @@ use crate::provider::{CryptoProvider, Failure, P256Agreement, Secret32};
 
 /// The length of an encapsulated key (an uncompressed P-256 point), `Nenc`.
 pub(crate) const ENC_LEN: usize = 65;
-/// The AEAD tag length, `Nt`.
-pub(crate) const TAG_LEN: usize = 16;
 
 const KEM_SUITE_ID: &[u8] = b"KEM\x00\x10";
 const HPKE_SUITE_ID: &[u8] = b"HPKE\x00\x10\x00\x01\x00\x02";
@@ -20,7 +18,13 @@ const MODE_BASE: u8 = 0x00;
 const NONCE_LEN: usize = 12;
 
 /// RFC 9180 §4: `LabeledExtract`. An empty salt is HMAC's all-zero key, as in RFC 5869.
-fn labeled_extract(p: &dyn CryptoProvider, salt: &[u8], suite_id: &[u8], label: &[u8], ikm: &[u8]) -> Secret32 {
+fn labeled_extract(
+    p: &dyn CryptoProvider,
+    salt: &[u8],
+    suite_id: &[u8],
+    label: &[u8],
+    ikm: &[u8],
+) -> Secret32 {
     p.hmac_sha256(salt, &[b"HPKE-v1", suite_id, label, ikm])
 }
 
@@ -38,22 +42,44 @@ fn labeled_expand(
 }
 
 /// RFC 9180 §4.1: `ExtractAndExpand` with `kem_context = enc || pkRm`.
-fn extract_and_expand(p: &dyn CryptoProvider, dh: &[u8; 32], enc: &[u8; ENC_LEN], pk_r: &[u8; 65]) -> Result<Secret32, Failure> {
+fn extract_and_expand(
+    p: &dyn CryptoProvider,
+    dh: &[u8; 32],
+    enc: &[u8; ENC_LEN],
+    pk_r: &[u8; 65],
+) -> Result<Secret32, Failure> {
     let eae_prk = labeled_extract(p, b"", KEM_SUITE_ID, b"eae_prk", dh);
     let mut kem_context = [0u8; ENC_LEN + 65];
     kem_context[..ENC_LEN].copy_from_slice(enc);
     kem_context[ENC_LEN..].copy_from_slice(pk_r);
     let mut shared = Zeroizing::new([0u8; 32]);
-    labeled_expand(p, &eae_prk, KEM_SUITE_ID, b"shared_secret", &kem_context, &mut shared[..])?;
+    labeled_expand(
+        p,
+        &eae_prk,
+        KEM_SUITE_ID,
+        b"shared_secret",
+        &kem_context,
+        &mut shared[..],
+    )?;
     Ok(shared)
 }
 
 /// RFC 9180 §7.1.3: `DeriveKeyPair` for P-256 (rejection sampling, bitmask 0xff).
-pub(crate) fn derive_key_pair(p: &dyn CryptoProvider, ikm: &[u8]) -> Result<Box<dyn P256Agreement>, Failure> {
+pub(crate) fn derive_key_pair(
+    p: &dyn CryptoProvider,
+    ikm: &[u8],
+) -> Result<Box<dyn P256Agreement>, Failure> {
     let dkp_prk = labeled_extract(p, b"", KEM_SUITE_ID, b"dkp_prk", ikm);
     for counter in 0..=u8::MAX {
         let mut candidate = Zeroizing::new([0u8; 32]);
-        labeled_expand(p, &dkp_prk, KEM_SUITE_ID, b"candidate", &[counter], &mut candidate[..])?;
+        labeled_expand(
+            p,
+            &dkp_prk,
+            KEM_SUITE_ID,
+            b"candidate",
+            &[counter],
+            &mut candidate[..],
+        )?;
         if let Ok(key) = p.p256_agreement_from_scalar(&candidate) {
             return Ok(key);
         }
@@ -90,15 +116,37 @@ impl Context {
         let mut base_nonce = [0u8; NONCE_LEN];
         let mut exporter_secret = Zeroizing::new([0u8; 32]);
         labeled_expand(p, &secret, HPKE_SUITE_ID, b"key", &ksc, &mut key[..])?;
-        labeled_expand(p, &secret, HPKE_SUITE_ID, b"base_nonce", &ksc, &mut base_nonce)?;
-        labeled_expand(p, &secret, HPKE_SUITE_ID, b"exp", &ksc, &mut exporter_secret[..])?;
-        Ok(Context { key, base_nonce, exporter_secret, seq: 0 })
+        labeled_expand(
+            p,
+            &secret,
+            HPKE_SUITE_ID,
+            b"base_nonce",
+            &ksc,
+            &mut base_nonce,
+        )?;
+        labeled_expand(
+            p,
+            &secret,
+            HPKE_SUITE_ID,
+            b"exp",
+            &ksc,
+            &mut exporter_secret[..],
+        )?;
+        Ok(Context {
+            key,
+            base_nonce,
+            exporter_secret,
+            seq: 0,
+        })
     }
 
     /// RFC 9180 §5.2: `ComputeNonce`, then advance the sequence number.
     fn next_nonce(&mut self) -> Result<[u8; NONCE_LEN], Failure> {
         let mut nonce = self.base_nonce;
-        for (n, s) in nonce[NONCE_LEN - 8..].iter_mut().zip(self.seq.to_be_bytes()) {
+        for (n, s) in nonce[NONCE_LEN - 8..]
+            .iter_mut()
+            .zip(self.seq.to_be_bytes())
+        {
             *n ^= s;
         }
         self.seq = self.seq.checked_add(1).ok_or(Failure)?;
@@ -106,8 +154,20 @@ impl Context {
     }
 
     /// RFC 9180 §5.3: `Export`.
-    fn export(&self, p: &dyn CryptoProvider, exporter_context: &[u8], out: &mut [u8]) -> Result<(), Failure> {
-        labeled_expand(p, &self.exporter_secret, HPKE_SUITE_ID, b"sec", exporter_context, out)
+    fn export(
+        &self,
+        p: &dyn CryptoProvider,
+        exporter_context: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), Failure> {
+        labeled_expand(
+            p,
+            &self.exporter_secret,
+            HPKE_SUITE_ID,
+            b"sec",
+            exporter_context,
+            out,
+        )
     }
 }
 
@@ -116,12 +176,22 @@ pub(crate) struct SenderContext(Context);
 
 impl SenderContext {
     /// Encrypts `in_out` in place, appending the tag.
-    pub(crate) fn seal(&mut self, p: &dyn CryptoProvider, aad: &[u8], in_out: &mut Vec<u8>) -> Result<(), Failure> {
+    pub(crate) fn seal(
+        &mut self,
+        p: &dyn CryptoProvider,
+        aad: &[u8],
+        in_out: &mut Vec<u8>,
+    ) -> Result<(), Failure> {
         let nonce = self.0.next_nonce()?;
         p.aes256gcm_seal(&self.0.key, &nonce, aad, in_out)
     }
 
-    pub(crate) fn export(&self, p: &dyn CryptoProvider, exporter_context: &[u8], out: &mut [u8]) -> Result<(), Failure> {
+    pub(crate) fn export(
+        &self,
+        p: &dyn CryptoProvider,
+        exporter_context: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), Failure> {
         self.0.export(p, exporter_context, out)
     }
 }
@@ -131,12 +201,22 @@ pub(crate) struct ReceiverContext(Context);
 
 impl ReceiverContext {
     /// Verifies and decrypts `in_out` (ciphertext and tag) in place.
-    pub(crate) fn open<'a>(&mut self, p: &dyn CryptoProvider, aad: &[u8], in_out: &'a mut [u8]) -> Result<&'a mut [u8], Failure> {
+    pub(crate) fn open<'a>(
+        &mut self,
+        p: &dyn CryptoProvider,
+        aad: &[u8],
+        in_out: &'a mut [u8],
+    ) -> Result<&'a mut [u8], Failure> {
         let nonce = self.0.next_nonce()?;
         p.aes256gcm_open(&self.0.key, &nonce, aad, in_out)
     }
 
-    pub(crate) fn export(&self, p: &dyn CryptoProvider, exporter_context: &[u8], out: &mut [u8]) -> Result<(), Failure> {
+    pub(crate) fn export(
+        &self,
+        p: &dyn CryptoProvider,
+        exporter_context: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), Failure> {
         self.0.export(p, exporter_context, out)
     }
 }

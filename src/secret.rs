@@ -27,7 +27,9 @@ impl RecoverySecret {
     /// [`Error::Crypto`] if the platform's random source fails.
     pub fn generate() -> Result<Self, Error> {
         let mut s = RecoverySecret([0u8; Self::LEN]);
-        provider().fill_random(&mut s.0).map_err(|_| Error::Crypto)?;
+        provider()
+            .fill_random(&mut s.0)
+            .map_err(|_| Error::Crypto)?;
         Ok(s)
     }
 
@@ -97,6 +99,9 @@ mod tests {
 
     #[test]
     fn generated_secrets_differ() {
-        assert_ne!(RecoverySecret::generate().unwrap(), RecoverySecret::generate().unwrap());
+        assert_ne!(
+            RecoverySecret::generate().unwrap(),
+            RecoverySecret::generate().unwrap()
+        );
     }
 }

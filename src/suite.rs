@@ -18,7 +18,10 @@ pub enum Suite {
 
 impl Suite {
     /// Every suite this build knows.
-    pub const ALL: [Suite; 2] = [Suite::HpkeP256Sha256Aes256Gcm, Suite::RsaOaepSha256Aes256Gcm];
+    pub const ALL: [Suite; 2] = [
+        Suite::HpkeP256Sha256Aes256Gcm,
+        Suite::RsaOaepSha256Aes256Gcm,
+    ];
 
     /// The registry value written in envelopes.
     pub const fn id(self) -> u16 {

@@ -4,7 +4,8 @@
 mod common;
 
 use pin_recovery::{
-    Binding, DecodeError, Envelope, Error, RecoverySecret, ServicePrivateKey, Suite, Unsupported, MAX_ENVELOPE_LEN,
+    Binding, DecodeError, Envelope, Error, RecoverySecret, ServicePrivateKey, Suite, Unsupported,
+    MAX_ENVELOPE_LEN,
 };
 
 fn key(name: &str) -> ServicePrivateKey {
@@ -61,8 +62,14 @@ fn seal_is_randomised_and_with_rng_is_deterministic() {
     assert_ne!(a.envelope_id(), b.envelope_id());
     let mut r1 = rand_chacha::ChaCha20Rng::from_seed([1; 32]);
     let mut r2 = rand_chacha::ChaCha20Rng::from_seed([1; 32]);
-    let c = k.public_key().seal_with_rng(&secret(), &binding(), 1_700_000_000, &mut r1).unwrap();
-    let d = k.public_key().seal_with_rng(&secret(), &binding(), 1_700_000_000, &mut r2).unwrap();
+    let c = k
+        .public_key()
+        .seal_with_rng(&secret(), &binding(), 1_700_000_000, &mut r1)
+        .unwrap();
+    let d = k
+        .public_key()
+        .seal_with_rng(&secret(), &binding(), 1_700_000_000, &mut r2)
+        .unwrap();
     assert_eq!(c.to_bytes(), d.to_bytes());
     assert_eq!(c.created_at(), 1_700_000_000);
     assert_eq!(k.open(&c, &binding()).unwrap(), secret());
@@ -82,7 +89,10 @@ fn wrong_key_and_wrong_binding_fail_alike() {
         assert_eq!(k.open(&env, &wrong), Err(Error::OpenFailed));
     }
     // An RSA key cannot open a P-256 envelope, and says so the same way.
-    assert_eq!(key("rsa2048-service.pem").open(&env, &binding()), Err(Error::OpenFailed));
+    assert_eq!(
+        key("rsa2048-service.pem").open(&env, &binding()),
+        Err(Error::OpenFailed)
+    );
 }
 
 /// Flips every bit of `env` in turn: each must fail to decode or fail to open.
@@ -95,7 +105,11 @@ fn assert_every_bit_flip_rejected(k: &ServicePrivateKey, env: &Envelope) -> (usi
         match Envelope::from_bytes(&flipped) {
             Err(_) => decode_errors += 1,
             Ok(e) => {
-                assert_eq!(k.open(&e, &binding()), Err(Error::OpenFailed), "bit {i} flipped was accepted");
+                assert_eq!(
+                    k.open(&e, &binding()),
+                    Err(Error::OpenFailed),
+                    "bit {i} flipped was accepted"
+                );
                 open_errors += 1;
             }
         }
@@ -109,7 +123,10 @@ fn every_bit_flip_of_an_hpke_envelope_is_rejected() {
     let k = key("p256-service.pem");
     let env = k.public_key().seal(&secret(), &binding()).unwrap();
     let (d, o) = assert_every_bit_flip_rejected(&k, &env);
-    println!("hpke envelope of {} bytes: {d} flips refused by the decoder, {o} by open", env.as_bytes().len());
+    println!(
+        "hpke envelope of {} bytes: {d} flips refused by the decoder, {o} by open",
+        env.as_bytes().len()
+    );
 }
 
 #[test]
@@ -119,12 +136,18 @@ fn every_bit_flip_of_an_rsa_envelope_is_rejected() {
     if !rsa_opens() {
         // The default provider cannot open RSA envelopes at all; the flips are tested
         // under `--features aws-lc`. Here: it refuses with the actionable error.
-        assert_eq!(k.open(&env, &binding()), Err(Error::Unsupported(Unsupported::RsaDecryption)));
+        assert_eq!(
+            k.open(&env, &binding()),
+            Err(Error::Unsupported(Unsupported::RsaDecryption))
+        );
         return;
     }
     assert_eq!(k.open(&env, &binding()).unwrap(), secret());
     let (d, o) = assert_every_bit_flip_rejected(&k, &env);
-    println!("rsa-2048 envelope of {} bytes: {d} flips refused by the decoder, {o} by open", env.as_bytes().len());
+    println!(
+        "rsa-2048 envelope of {} bytes: {d} flips refused by the decoder, {o} by open",
+        env.as_bytes().len()
+    );
 }
 
 #[test]
@@ -136,7 +159,10 @@ fn rsa_envelopes_round_trip_for_every_key_size() {
         assert_eq!(Envelope::from_bytes(env.as_bytes()).unwrap(), env);
         if rsa_opens() {
             assert_eq!(k.open(&env, &binding()).unwrap(), secret());
-            assert_eq!(k.open(&env, &Binding::new("t", "u", "d").unwrap()), Err(Error::OpenFailed));
+            assert_eq!(
+                k.open(&env, &Binding::new("t", "u", "d").unwrap()),
+                Err(Error::OpenFailed)
+            );
         }
     }
 }
@@ -147,34 +173,55 @@ fn every_truncation_and_any_trailing_byte_is_rejected() {
     let env = k.public_key().seal(&secret(), &binding()).unwrap();
     let bytes = env.to_bytes();
     for n in 0..bytes.len() {
-        assert!(Envelope::from_bytes(&bytes[..n]).is_err(), "prefix of {n} bytes accepted");
+        assert!(
+            Envelope::from_bytes(&bytes[..n]).is_err(),
+            "prefix of {n} bytes accepted"
+        );
     }
     let mut longer = bytes.clone();
     longer.push(0);
-    assert_eq!(Envelope::from_bytes(&longer), Err(DecodeError::TrailingBytes));
+    assert_eq!(
+        Envelope::from_bytes(&longer),
+        Err(DecodeError::TrailingBytes)
+    );
     assert_eq!(
         Envelope::from_bytes(&vec![0u8; MAX_ENVELOPE_LEN + 1]),
-        Err(DecodeError::TooLong { max: MAX_ENVELOPE_LEN })
+        Err(DecodeError::TooLong {
+            max: MAX_ENVELOPE_LEN
+        })
     );
 }
 
 #[test]
 fn decoder_names_what_is_wrong() {
     let k = key("p256-service.pem");
-    let bytes = k.public_key().seal(&secret(), &binding()).unwrap().to_bytes();
+    let bytes = k
+        .public_key()
+        .seal(&secret(), &binding())
+        .unwrap()
+        .to_bytes();
     let mut b = bytes.clone();
     b[0] = b'X';
     assert_eq!(Envelope::from_bytes(&b), Err(DecodeError::BadMagic));
     let mut b = bytes.clone();
     b[4] = 2;
-    assert_eq!(Envelope::from_bytes(&b), Err(DecodeError::UnsupportedVersion(2)));
+    assert_eq!(
+        Envelope::from_bytes(&b),
+        Err(DecodeError::UnsupportedVersion(2))
+    );
     let mut b = bytes.clone();
     b[5..7].copy_from_slice(&0x0003u16.to_be_bytes());
     assert_eq!(Envelope::from_bytes(&b), Err(DecodeError::UnknownSuite(3)));
     // The tenant length byte follows magic, version, suite, key id and envelope id.
     let mut b = bytes.clone();
     b[39] = 0;
-    assert_eq!(Envelope::from_bytes(&b), Err(DecodeError::BadLength { field: "tenant", found: 0 }));
+    assert_eq!(
+        Envelope::from_bytes(&b),
+        Err(DecodeError::BadLength {
+            field: "tenant",
+            found: 0
+        })
+    );
 }
 
 #[test]
@@ -182,13 +229,28 @@ fn text_form_refuses_non_canonical_base64() {
     let k = key("p256-service.pem");
     let env = k.public_key().seal(&secret(), &binding()).unwrap();
     let text = env.to_text();
-    assert_eq!(Envelope::from_text(&format!("{text}=")), Err(DecodeError::BadBase64));
-    assert_eq!(Envelope::from_text(&format!(" {text}")), Err(DecodeError::BadMagic));
-    assert_eq!(Envelope::from_text(&text.replacen("pinrec1.", "PINREC1.", 1)), Err(DecodeError::BadMagic));
-    assert_eq!(Envelope::from_text(&format!("{text}\n")), Err(DecodeError::BadBase64));
+    assert_eq!(
+        Envelope::from_text(&format!("{text}=")),
+        Err(DecodeError::BadBase64)
+    );
+    assert_eq!(
+        Envelope::from_text(&format!(" {text}")),
+        Err(DecodeError::BadMagic)
+    );
+    assert_eq!(
+        Envelope::from_text(&text.replacen("pinrec1.", "PINREC1.", 1)),
+        Err(DecodeError::BadMagic)
+    );
+    assert_eq!(
+        Envelope::from_text(&format!("{text}\n")),
+        Err(DecodeError::BadBase64)
+    );
     let std_alphabet = text.replace('-', "+").replace('_', "/");
     if std_alphabet != text {
-        assert_eq!(Envelope::from_text(&std_alphabet), Err(DecodeError::BadBase64));
+        assert_eq!(
+            Envelope::from_text(&std_alphabet),
+            Err(DecodeError::BadBase64)
+        );
     }
     // Non-zero trailing bits: the last character encodes bits past the end of the data.
     let last = text.chars().last().unwrap();
@@ -208,7 +270,12 @@ fn text_form_refuses_non_canonical_base64() {
 
 #[test]
 fn envelope_sizes_per_suite() {
-    let b = Binding::new("8f3c1a52-7d3e-4b5f-9a61-0c2d4e6f8a10", "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0", "3e4f5a6b-7c8d-9eaf-b0c1-d2e3f4a5b6c7").unwrap();
+    let b = Binding::new(
+        "8f3c1a52-7d3e-4b5f-9a61-0c2d4e6f8a10",
+        "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0",
+        "3e4f5a6b-7c8d-9eaf-b0c1-d2e3f4a5b6c7",
+    )
+    .unwrap();
     for (name, expected) in [
         ("p256-service.pem", 50 + 3 * 36 + 2 + 65 + 2 + 48),
         ("rsa2048-service.pem", 50 + 3 * 36 + 2 + 256 + 2 + 48),
@@ -216,7 +283,11 @@ fn envelope_sizes_per_suite() {
         ("rsa4096-service.pem", 50 + 3 * 36 + 2 + 512 + 2 + 48),
     ] {
         let env = key(name).public_key().seal(&secret(), &b).unwrap();
-        println!("{name}: {} bytes binary, {} characters as text (GUID ids)", env.as_bytes().len(), env.to_text().len());
+        println!(
+            "{name}: {} bytes binary, {} characters as text (GUID ids)",
+            env.as_bytes().len(),
+            env.to_text().len()
+        );
         assert_eq!(env.as_bytes().len(), expected);
     }
 }

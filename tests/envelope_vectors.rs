@@ -5,7 +5,9 @@
 mod common;
 
 use common::{read_json, unhex, Tally};
-use pin_recovery::{Binding, DecodeError, Envelope, Error, RecoverySecret, ServicePrivateKey, Unsupported};
+use pin_recovery::{
+    Binding, DecodeError, Envelope, Error, RecoverySecret, ServicePrivateKey, Unsupported,
+};
 use rand_core::SeedableRng;
 use serde::Deserialize;
 
@@ -50,11 +52,15 @@ fn decode_class(e: &DecodeError) -> &'static str {
 
 fn run(file_name: &str) {
     let file: File = read_json(&format!("envelopes/{file_name}"));
-    let pem = std::fs::read_to_string(common::vectors_dir().join("keys").join(&file.service_key)).unwrap();
+    let pem = std::fs::read_to_string(common::vectors_dir().join("keys").join(&file.service_key))
+        .unwrap();
     let key = ServicePrivateKey::from_pkcs8_pem(&pem).unwrap();
     assert_eq!(key.suite().name(), file.suite);
     assert_eq!(key.suite().id(), file.suite_id);
-    assert_eq!(key.public_key().to_spki_der(), &unhex(&file.service_key_spki)[..]);
+    assert_eq!(
+        key.public_key().to_spki_der(),
+        &unhex(&file.service_key_spki)[..]
+    );
     assert_eq!(key.key_id().to_string(), file.key_id);
 
     let mut tally = Tally::new(&format!("envelopes/{file_name}"));
@@ -64,7 +70,12 @@ fn run(file_name: &str) {
             (Some(hex), text) => {
                 let d = Envelope::from_bytes(&unhex(hex));
                 if let (Some(text), Ok(env)) = (text, &d) {
-                    assert_eq!(&Envelope::from_text(text).unwrap(), env, "{}: text and binary differ", c.name);
+                    assert_eq!(
+                        &Envelope::from_text(text).unwrap(),
+                        env,
+                        "{}: text and binary differ",
+                        c.name
+                    );
                 }
                 d
             }
@@ -75,13 +86,23 @@ fn run(file_name: &str) {
             Err(e) => decode_class(&e).to_owned(),
             Ok(env) => match key.open(&env, &c.binding) {
                 Ok(secret) => {
-                    let want = RecoverySecret::from_bytes(&mut unhex(c.secret.as_ref().unwrap()).try_into().unwrap());
+                    let want = RecoverySecret::from_bytes(
+                        &mut unhex(c.secret.as_ref().unwrap()).try_into().unwrap(),
+                    );
                     assert_eq!(secret, want, "{}: wrong secret", c.name);
                     if let (Some(seed), Some(at)) = (&c.seed, c.created_at) {
-                        let mut rng = rand_chacha::ChaCha20Rng::from_seed(unhex(seed).try_into().unwrap());
+                        let mut rng =
+                            rand_chacha::ChaCha20Rng::from_seed(unhex(seed).try_into().unwrap());
                         let s = RecoverySecret::generate_with_rng(&mut rng);
-                        let again = key.public_key().seal_with_rng(&s, &c.binding, at, &mut rng).unwrap();
-                        assert_eq!(again, env, "{}: re-sealing from the seed gave other bytes", c.name);
+                        let again = key
+                            .public_key()
+                            .seal_with_rng(&s, &c.binding, at, &mut rng)
+                            .unwrap();
+                        assert_eq!(
+                            again, env,
+                            "{}: re-sealing from the seed gave other bytes",
+                            c.name
+                        );
                     }
                     "ok".to_owned()
                 }
@@ -93,7 +114,11 @@ fn run(file_name: &str) {
                 Err(e) => format!("other: {e:?}"),
             },
         };
-        tally.check(outcome == c.expect, &c.name, &format!("expected {}, got {outcome}", c.expect));
+        tally.check(
+            outcome == c.expect,
+            &c.name,
+            &format!("expected {}, got {outcome}", c.expect),
+        );
     }
     tally.finish(total);
 }

@@ -25,7 +25,11 @@ fn openssl(args: &[&str], input: &[u8]) -> Vec<u8> {
         .expect("openssl must be installed for the interop tests");
     child.stdin.take().unwrap().write_all(input).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -40,11 +44,18 @@ fn openssl_generated_keys_load_with_the_right_suite() {
         let k = ServicePrivateKey::from_pkcs8_pem(&pem(name)).unwrap();
         assert_eq!(k.suite(), suite, "{name}");
         // The public half openssl derives is the one we derive, byte for byte.
-        let spki = openssl(&["pkey", "-pubout", "-outform", "DER"], pem(name).as_bytes());
+        let spki = openssl(
+            &["pkey", "-pubout", "-outform", "DER"],
+            pem(name).as_bytes(),
+        );
         assert_eq!(k.public_key().to_spki_der(), &spki[..], "{name}");
         assert_eq!(k.key_id(), KeyId::of_spki_der(&spki));
         let digest = openssl(&["dgst", "-sha256", "-binary"], &spki);
-        assert_eq!(k.key_id().as_bytes(), &digest[..16], "key id is the SPKI digest prefix");
+        assert_eq!(
+            k.key_id().as_bytes(),
+            &digest[..16],
+            "key id is the SPKI digest prefix"
+        );
     }
 }
 
@@ -62,22 +73,52 @@ fn refused_key_kinds_and_sizes_get_their_own_errors() {
         ServicePrivateKey::from_pkcs8_pem(&pem("ed25519-refused.pem")).unwrap_err(),
         Error::Key(KeyError::UnsupportedAlgorithm)
     );
-    assert_eq!(ServicePrivateKey::generate_rsa(1024).unwrap_err(), Error::Key(KeyError::UnsupportedRsaSize { bits: 1024 }));
-    let spki = openssl(&["pkey", "-pubout", "-outform", "DER"], pem("p384-refused.pem").as_bytes());
-    assert_eq!(ServicePublicKey::from_spki_der(&spki).unwrap_err(), KeyError::UnsupportedAlgorithm);
-    let spki = openssl(&["pkey", "-pubout", "-outform", "DER"], pem("rsa1024-refused.pem").as_bytes());
-    assert_eq!(ServicePublicKey::from_spki_der(&spki).unwrap_err(), KeyError::UnsupportedRsaSize { bits: 1024 });
+    assert_eq!(
+        ServicePrivateKey::generate_rsa(1024).unwrap_err(),
+        Error::Key(KeyError::UnsupportedRsaSize { bits: 1024 })
+    );
+    let spki = openssl(
+        &["pkey", "-pubout", "-outform", "DER"],
+        pem("p384-refused.pem").as_bytes(),
+    );
+    assert_eq!(
+        ServicePublicKey::from_spki_der(&spki).unwrap_err(),
+        KeyError::UnsupportedAlgorithm
+    );
+    let spki = openssl(
+        &["pkey", "-pubout", "-outform", "DER"],
+        pem("rsa1024-refused.pem").as_bytes(),
+    );
+    assert_eq!(
+        ServicePublicKey::from_spki_der(&spki).unwrap_err(),
+        KeyError::UnsupportedRsaSize { bits: 1024 }
+    );
 }
 
 #[test]
 fn malformed_documents_are_refused_without_panicking() {
-    assert_eq!(ServicePrivateKey::from_pkcs8_der(b"").unwrap_err(), Error::Key(KeyError::Malformed));
-    assert_eq!(ServicePrivateKey::from_pkcs8_der(&[0x30; 5000]).unwrap_err(), Error::Key(KeyError::Malformed));
-    assert_eq!(ServicePrivateKey::from_pkcs8_pem("-----BEGIN PRIVATE KEY-----\n").unwrap_err(), Error::Key(KeyError::Malformed));
+    assert_eq!(
+        ServicePrivateKey::from_pkcs8_der(b"").unwrap_err(),
+        Error::Key(KeyError::Malformed)
+    );
+    assert_eq!(
+        ServicePrivateKey::from_pkcs8_der(&[0x30; 5000]).unwrap_err(),
+        Error::Key(KeyError::Malformed)
+    );
+    assert_eq!(
+        ServicePrivateKey::from_pkcs8_pem("-----BEGIN PRIVATE KEY-----\n").unwrap_err(),
+        Error::Key(KeyError::Malformed)
+    );
     // A public key where a private key belongs, and the reverse.
     let k = ServicePrivateKey::from_pkcs8_pem(&pem("p256-service.pem")).unwrap();
-    assert_eq!(ServicePrivateKey::from_pkcs8_pem(&k.public_key().to_pem()).unwrap_err(), Error::Key(KeyError::Malformed));
-    assert_eq!(ServicePublicKey::from_pem(&pem("p256-service.pem")).unwrap_err(), KeyError::Malformed);
+    assert_eq!(
+        ServicePrivateKey::from_pkcs8_pem(&k.public_key().to_pem()).unwrap_err(),
+        Error::Key(KeyError::Malformed)
+    );
+    assert_eq!(
+        ServicePublicKey::from_pem(&pem("p256-service.pem")).unwrap_err(),
+        KeyError::Malformed
+    );
     let der = k.to_pkcs8_der().unwrap();
     for n in 0..der.len() {
         assert!(ServicePrivateKey::from_pkcs8_der(&der[..n]).is_err());
@@ -87,17 +128,31 @@ fn malformed_documents_are_refused_without_panicking() {
 #[test]
 fn compressed_points_are_refused_as_non_canonical() {
     let spki = openssl(
-        &["pkey", "-pubout", "-outform", "DER", "-ec_conv_form", "compressed"],
+        &[
+            "pkey",
+            "-pubout",
+            "-outform",
+            "DER",
+            "-ec_conv_form",
+            "compressed",
+        ],
         pem("p256-service.pem").as_bytes(),
     );
-    assert_eq!(ServicePublicKey::from_spki_der(&spki).unwrap_err(), KeyError::NonCanonical);
+    assert_eq!(
+        ServicePublicKey::from_spki_der(&spki).unwrap_err(),
+        KeyError::NonCanonical
+    );
 }
 
 #[test]
 fn our_keys_load_in_openssl_and_round_trip() {
-    for k in [ServicePrivateKey::generate_p256().unwrap(), ServicePrivateKey::generate_rsa(2048).unwrap()] {
+    for k in [
+        ServicePrivateKey::generate_p256().unwrap(),
+        ServicePrivateKey::generate_rsa(2048).unwrap(),
+    ] {
         let pem = k.to_pkcs8_pem().unwrap();
-        let text = String::from_utf8(openssl(&["pkey", "-text", "-noout"], pem.as_bytes())).unwrap();
+        let text =
+            String::from_utf8(openssl(&["pkey", "-text", "-noout"], pem.as_bytes())).unwrap();
         assert!(text.contains("Private-Key"), "{text}");
         let spki = openssl(&["pkey", "-pubout", "-outform", "DER"], pem.as_bytes());
         assert_eq!(k.public_key().to_spki_der(), &spki[..]);
@@ -109,7 +164,10 @@ fn our_keys_load_in_openssl_and_round_trip() {
         assert_eq!(&*again.to_pkcs8_der().unwrap(), &*k.to_pkcs8_der().unwrap());
         let public = ServicePublicKey::from_pem(&public_pem).unwrap();
         assert_eq!(&public, k.public_key());
-        assert_eq!(ServicePublicKey::from_spki_der(k.public_key().to_spki_der()).unwrap(), public);
+        assert_eq!(
+            ServicePublicKey::from_spki_der(k.public_key().to_spki_der()).unwrap(),
+            public
+        );
     }
 }
 
@@ -119,6 +177,9 @@ fn private_key_debug_is_redacted() {
     let shown = format!("{k:?}");
     assert_eq!(
         shown,
-        format!("ServicePrivateKey {{ suite: hpke-p256, key_id: {}, secret: [redacted] }}", k.key_id())
+        format!(
+            "ServicePrivateKey {{ suite: hpke-p256, key_id: {}, secret: [redacted] }}",
+            k.key_id()
+        )
     );
 }

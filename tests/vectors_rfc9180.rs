@@ -71,13 +71,25 @@ fn rfc9180_base_p256_sha256_aes256gcm() {
         .iter()
         .filter(|s| s["mode"] == 0 && s["kem_id"] == 0x10 && s["kdf_id"] == 1 && s["aead_id"] == 2)
         .collect();
-    assert_eq!(ours.len(), 1, "the file holds exactly one entry for this suite");
+    assert_eq!(
+        ours.len(),
+        1,
+        "the file holds exactly one entry for this suite"
+    );
     let v: Suite = serde_json::from_value(ours[0].clone()).unwrap();
     assert_eq!((v.mode, v.kem_id, v.kdf_id, v.aead_id), (0, 0x10, 1, 2));
 
     let pk_r: [u8; 65] = unhex(&v.pkRm).try_into().unwrap();
-    assert_eq!(internal::hpke_derive_public_key(&unhex(&v.ikmR)), Some(pk_r), "DeriveKeyPair(ikmR)");
-    assert_eq!(internal::hpke_derive_public_key(&unhex(&v.ikmE)).map(Vec::from), Some(unhex(&v.pkEm)), "DeriveKeyPair(ikmE)");
+    assert_eq!(
+        internal::hpke_derive_public_key(&unhex(&v.ikmR)),
+        Some(pk_r),
+        "DeriveKeyPair(ikmR)"
+    );
+    assert_eq!(
+        internal::hpke_derive_public_key(&unhex(&v.ikmE)).map(Vec::from),
+        Some(unhex(&v.pkEm)),
+        "DeriveKeyPair(ikmE)"
+    );
 
     let info = unhex(&v.info);
     let (enc, mut sender) = internal::hpke_setup_sender(&pk_r, &info, &unhex(&v.ikmE)).unwrap();
@@ -90,7 +102,11 @@ fn rfc9180_base_p256_sha256_aes256gcm() {
         let sealed = sender.seal(&aad, &pt) == Some(ct.clone());
         // Each seal advanced the sender; the receiver opens in the same order.
         let opened = receiver.open(&aad, &ct) == Some(pt);
-        tally.check(sealed && opened, seq, "sender ciphertext differs or receiver did not open");
+        tally.check(
+            sealed && opened,
+            seq,
+            "sender ciphertext differs or receiver did not open",
+        );
     }
     tally.finish(257);
 
@@ -113,7 +129,8 @@ fn rfc9180_receiver_refuses_a_tampered_ciphertext() {
         .unwrap();
     let v: Suite = serde_json::from_value(v.clone()).unwrap();
     let enc: [u8; 65] = unhex(&v.enc).try_into().unwrap();
-    let mut receiver = internal::hpke_setup_receiver(&unhex(&v.ikmR), &enc, &unhex(&v.info)).unwrap();
+    let mut receiver =
+        internal::hpke_setup_receiver(&unhex(&v.ikmR), &enc, &unhex(&v.info)).unwrap();
     let mut ct = unhex(&v.encryptions[0].ct);
     ct[0] ^= 1;
     assert_eq!(receiver.open(&unhex(&v.encryptions[0].aad), &ct), None);

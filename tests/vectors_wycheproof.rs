@@ -138,10 +138,13 @@ fn wycheproof_hkdf_sha256() {
     let mut tally = Tally::new("wycheproof/hkdf_sha256_test.json");
     for g in &file.test_groups {
         for t in &g.tests {
-            let out = internal::hkdf_sha256(&unhex(&t.salt), &unhex(&t.ikm), &unhex(&t.info), t.size);
+            let out =
+                internal::hkdf_sha256(&unhex(&t.salt), &unhex(&t.ikm), &unhex(&t.info), t.size);
             match t.result {
                 Outcome::Valid => tally.check(out == Some(unhex(&t.okm)), t.tc_id, "wrong okm"),
-                Outcome::Invalid => tally.check(out.is_none(), t.tc_id, "oversized output accepted"),
+                Outcome::Invalid => {
+                    tally.check(out.is_none(), t.tc_id, "oversized output accepted")
+                }
                 Outcome::Acceptable => unreachable!("no acceptable HKDF cases"),
             }
         }
@@ -216,12 +219,18 @@ fn run_ecdh(file_name: &str, agree: fn(&[u8; 32], &[u8]) -> Option<[u8; 32]>) {
 
 #[test]
 fn wycheproof_ecdh_p256_spki() {
-    run_ecdh("wycheproof/ecdh_secp256r1_test.json", internal::ecdh_p256_spki);
+    run_ecdh(
+        "wycheproof/ecdh_secp256r1_test.json",
+        internal::ecdh_p256_spki,
+    );
 }
 
 #[test]
 fn wycheproof_ecdh_p256_ecpoint() {
-    run_ecdh("wycheproof/ecdh_secp256r1_ecpoint_test.json", internal::ecdh_p256_raw);
+    run_ecdh(
+        "wycheproof/ecdh_secp256r1_ecpoint_test.json",
+        internal::ecdh_p256_raw,
+    );
 }
 
 #[derive(Deserialize)]
@@ -263,7 +272,15 @@ fn run_oaep(bits: usize) {
     let file: File<OaepGroup> = read_json(&name);
     let mut tally = Tally::new(&name);
     for g in &file.test_groups {
-        assert_eq!((g.key_size, g.sha.as_str(), g.mgf.as_str(), g.mgf_sha.as_str()), (bits, "SHA-256", "MGF1", "SHA-256"));
+        assert_eq!(
+            (
+                g.key_size,
+                g.sha.as_str(),
+                g.mgf.as_str(),
+                g.mgf_sha.as_str()
+            ),
+            (bits, "SHA-256", "MGF1", "SHA-256")
+        );
         let key = unhex(&g.private_key_pkcs8);
         for t in &g.tests {
             let got = internal::rsa_oaep_decrypt(&key, &unhex(&t.ct), &unhex(&t.label));
@@ -275,8 +292,16 @@ fn run_oaep(bits: usize) {
                 continue;
             }
             match t.result {
-                Outcome::Valid => tally.check(got == Ok(unhex(&t.msg)), t.tc_id, &format!("valid case failed ({})", t.comment)),
-                Outcome::Invalid => tally.check(got == Err(Error::OpenFailed), t.tc_id, &format!("invalid case accepted ({})", t.comment)),
+                Outcome::Valid => tally.check(
+                    got == Ok(unhex(&t.msg)),
+                    t.tc_id,
+                    &format!("valid case failed ({})", t.comment),
+                ),
+                Outcome::Invalid => tally.check(
+                    got == Err(Error::OpenFailed),
+                    t.tc_id,
+                    &format!("invalid case accepted ({})", t.comment),
+                ),
                 Outcome::Acceptable => unreachable!("no acceptable OAEP cases"),
             }
         }
@@ -350,7 +375,10 @@ fn wycheproof_ecdsa_p256_sha256_p1363() {
     let file: File<EcdsaGroup> = read_json(name);
     let mut tally = Tally::new(name);
     for g in &file.test_groups {
-        assert_eq!((g.public_key.curve.as_str(), g.sha.as_str()), ("secp256r1", "SHA-256"));
+        assert_eq!(
+            (g.public_key.curve.as_str(), g.sha.as_str()),
+            ("secp256r1", "SHA-256")
+        );
         let public: [u8; 65] = unhex(&g.public_key.uncompressed).try_into().unwrap();
         for t in &g.tests {
             let sig = unhex(&t.sig);
@@ -358,8 +386,16 @@ fn wycheproof_ecdsa_p256_sha256_p1363() {
                 .map(|sig| internal::ecdsa_p256_verify(&public, &unhex(&t.msg), &sig))
                 .unwrap_or(false);
             match t.result {
-                Outcome::Valid => tally.check(ok, t.tc_id, &format!("valid signature refused ({})", t.comment)),
-                Outcome::Invalid => tally.check(!ok, t.tc_id, &format!("invalid signature accepted ({})", t.comment)),
+                Outcome::Valid => tally.check(
+                    ok,
+                    t.tc_id,
+                    &format!("valid signature refused ({})", t.comment),
+                ),
+                Outcome::Invalid => tally.check(
+                    !ok,
+                    t.tc_id,
+                    &format!("invalid signature accepted ({})", t.comment),
+                ),
                 Outcome::Acceptable => unreachable!("no acceptable P1363 cases"),
             }
         }

@@ -137,7 +137,10 @@ fn read_input(path: &Path) -> Result<Zeroizing<Vec<u8>>, String> {
 fn write_output(path: &Path, bytes: &[u8], replace: bool) -> Result<(), String> {
     if path == Path::new("-") {
         let mut out = io::stdout().lock();
-        return out.write_all(bytes).and_then(|()| out.flush()).map_err(|e| e.to_string());
+        return out
+            .write_all(bytes)
+            .and_then(|()| out.flush())
+            .map_err(|e| e.to_string());
     }
     let mut opts = OpenOptions::new();
     opts.write(true);
@@ -151,8 +154,12 @@ fn write_output(path: &Path, bytes: &[u8], replace: bool) -> Result<(), String> 
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| format!("{}: {e}", path.display()))
+    let mut f = opts
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn text(bytes: &[u8]) -> Option<&str> {
@@ -204,7 +211,12 @@ fn load_secret(path: &Path) -> Result<RecoverySecret, String> {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Keygen { suite, rsa_bits, out, force } => {
+        Command::Keygen {
+            suite,
+            rsa_bits,
+            out,
+            force,
+        } => {
             let key = match suite {
                 Suite::RsaOaepSha256Aes256Gcm => ServicePrivateKey::generate_rsa(rsa_bits),
                 _ => ServicePrivateKey::generate_p256(),
@@ -224,23 +236,38 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             eprintln!("{} key {}", public.suite(), public.key_id());
         }
-        Command::Seal { pubkey, binding, secret, binary, out } => {
+        Command::Seal {
+            pubkey,
+            binding,
+            secret,
+            binary,
+            out,
+        } => {
             let public = load_public_key(&pubkey)?;
             let secret = load_secret(&secret)?;
-            let envelope = public.seal(&secret, &binding.binding()?).map_err(|e| e.to_string())?;
+            let envelope = public
+                .seal(&secret, &binding.binding()?)
+                .map_err(|e| e.to_string())?;
             if binary {
                 write_output(&out, envelope.as_bytes(), true)?;
             } else {
                 write_output(&out, format!("{}\n", envelope.to_text()).as_bytes(), true)?;
             }
         }
-        Command::Open { key, binding, envelope, out } => {
+        Command::Open {
+            key,
+            binding,
+            envelope,
+            out,
+        } => {
             if key == Path::new("-") && envelope == Path::new("-") {
                 return Err("only one of --key and --envelope can be read from stdin".into());
             }
             let key = load_private_key(&key)?;
             let envelope = load_envelope(&envelope)?;
-            let secret = key.open(&envelope, &binding.binding()?).map_err(|e| e.to_string())?;
+            let secret = key
+                .open(&envelope, &binding.binding()?)
+                .map_err(|e| e.to_string())?;
             let mut hex = Zeroizing::new(base16ct::lower::encode_string(secret.expose_secret()));
             hex.push('\n');
             write_output(&out, hex.as_bytes(), false)?;
@@ -267,7 +294,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 println!("tenant:      {}", e.binding().tenant());
                 println!("user:        {}", e.binding().user());
                 println!("device:      {}", e.binding().device());
-                println!("created at:  {} (seconds since the Unix epoch)", e.created_at());
+                println!(
+                    "created at:  {} (seconds since the Unix epoch)",
+                    e.created_at()
+                );
                 println!("size:        {} bytes", e.as_bytes().len());
             }
         }

@@ -68,7 +68,9 @@ impl Envelope {
     /// does not allow.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         if bytes.len() > MAX_ENVELOPE_LEN {
-            return Err(DecodeError::TooLong { max: MAX_ENVELOPE_LEN });
+            return Err(DecodeError::TooLong {
+                max: MAX_ENVELOPE_LEN,
+            });
         }
         let mut r = Reader::new(bytes);
         if r.array::<4>()? != MAGIC {
@@ -88,8 +90,13 @@ impl Envelope {
 
         let (enc_min, enc_max) = encapsulated_len_range(suite);
         let enc_len = r.vec16("encapsulated key", enc_min, enc_max)?.len();
-        if suite == Suite::RsaOaepSha256Aes256Gcm && !crate::keys::RSA_KEY_BITS.contains(&(enc_len * 8)) {
-            return Err(DecodeError::BadLength { field: "encapsulated key", found: enc_len });
+        if suite == Suite::RsaOaepSha256Aes256Gcm
+            && !crate::keys::RSA_KEY_BITS.contains(&(enc_len * 8))
+        {
+            return Err(DecodeError::BadLength {
+                field: "encapsulated key",
+                found: enc_len,
+            });
         }
         let encapsulated = header_len + 2..header_len + 2 + enc_len;
         r.vec16("ciphertext", CIPHERTEXT_LEN, CIPHERTEXT_LEN)?;
@@ -109,7 +116,11 @@ impl Envelope {
     }
 
     /// Assembles an envelope from its parts (used by sealing).
-    pub(crate) fn assemble(header: Vec<u8>, encapsulated: &[u8], ciphertext: &[u8]) -> Result<Self, DecodeError> {
+    pub(crate) fn assemble(
+        header: Vec<u8>,
+        encapsulated: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<Self, DecodeError> {
         let mut bytes = header;
         codec::put_vec16(&mut bytes, encapsulated);
         codec::put_vec16(&mut bytes, ciphertext);
@@ -133,7 +144,9 @@ impl Envelope {
     /// non-canonical base64url, [`DecodeError::TooLong`], and every error of
     /// [`Envelope::from_bytes`].
     pub fn from_text(text: &str) -> Result<Self, DecodeError> {
-        let body = text.strip_prefix(TEXT_PREFIX).ok_or(DecodeError::BadMagic)?;
+        let body = text
+            .strip_prefix(TEXT_PREFIX)
+            .ok_or(DecodeError::BadMagic)?;
         Self::from_bytes(&encoding::b64_decode(body, MAX_ENVELOPE_LEN)?)
     }
 
@@ -180,7 +193,9 @@ impl Envelope {
     }
 
     pub(crate) fn encapsulated(&self) -> &[u8] {
-        self.bytes.get(self.encapsulated.clone()).unwrap_or_default()
+        self.bytes
+            .get(self.encapsulated.clone())
+            .unwrap_or_default()
     }
 
     pub(crate) fn ciphertext(&self) -> &[u8] {

@@ -35,7 +35,8 @@ impl ServicePrivateKey {
         let p = provider();
         // Label and header on the stack: the hot path allocates nothing it need not.
         let mut info_buf = [0u8; MAX_INFO_LEN];
-        let info = concat_into(&mut info_buf, ENVELOPE_LABEL, envelope.header_bytes()).ok_or(Error::OpenFailed)?;
+        let info = concat_into(&mut info_buf, ENVELOPE_LABEL, envelope.header_bytes())
+            .ok_or(Error::OpenFailed)?;
         let mut buf = Zeroizing::new([0u8; CIPHERTEXT_LEN]);
         let ct = envelope.ciphertext();
         if ct.len() != CIPHERTEXT_LEN {
@@ -46,9 +47,11 @@ impl ServicePrivateKey {
         let opened: Choice = match self.suite() {
             Suite::HpkeP256Sha256Aes256Gcm => {
                 let sk = self.p256_agreement().ok_or(Error::OpenFailed)?;
-                let enc = <&[u8; hpke::ENC_LEN]>::try_from(envelope.encapsulated()).map_err(|_| Error::OpenFailed)?;
+                let enc = <&[u8; hpke::ENC_LEN]>::try_from(envelope.encapsulated())
+                    .map_err(|_| Error::OpenFailed)?;
                 // An invalid encapsulated key fails here, before any symmetric work.
-                let mut ctx = hpke::setup_base_r(p, enc, sk, info).map_err(|_| Error::OpenFailed)?;
+                let mut ctx =
+                    hpke::setup_base_r(p, enc, sk, info).map_err(|_| Error::OpenFailed)?;
                 Choice::from(u8::from(ctx.open(p, b"", &mut buf[..]).is_ok()))
             }
             Suite::RsaOaepSha256Aes256Gcm => {
@@ -60,21 +63,30 @@ impl ServicePrivateKey {
                 // Implicit rejection: on bad padding, continue with a random key so the
                 // AEAD fails the same way and in the same time as with a wrong tag.
                 let mut content_key = Zeroizing::new([0u8; 32]);
-                p.fill_random(&mut content_key[..]).map_err(|_| Error::Crypto)?;
+                p.fill_random(&mut content_key[..])
+                    .map_err(|_| Error::Crypto)?;
                 let mut out = Zeroizing::new([0u8; RSA_MAX_BYTES]);
                 let unwrapped = decryptor.decrypt(wrapped, RSA_OAEP_LABEL.as_bytes(), &mut out);
                 let unwrapped_ok = Choice::from(u8::from(unwrapped == Ok(32)));
                 for (k, u) in content_key.iter_mut().zip(out.iter()) {
                     k.conditional_assign(u, unwrapped_ok);
                 }
-                let ok = p.aes256gcm_open(&content_key, &RSA_AEAD_NONCE, info, &mut buf[..]).is_ok();
+                let ok = p
+                    .aes256gcm_open(&content_key, &RSA_AEAD_NONCE, info, &mut buf[..])
+                    .is_ok();
                 Choice::from(u8::from(ok)) & unwrapped_ok
             }
         };
         let binding = envelope.binding();
-        let same_binding = binding.tenant().as_bytes().ct_eq(expected.tenant().as_bytes())
+        let same_binding = binding
+            .tenant()
+            .as_bytes()
+            .ct_eq(expected.tenant().as_bytes())
             & binding.user().as_bytes().ct_eq(expected.user().as_bytes())
-            & binding.device().as_bytes().ct_eq(expected.device().as_bytes());
+            & binding
+                .device()
+                .as_bytes()
+                .ct_eq(expected.device().as_bytes());
         if bool::from(opened & same_binding) {
             let mut secret = [0u8; RecoverySecret::LEN];
             secret.copy_from_slice(&buf[..RecoverySecret::LEN]);

@@ -47,7 +47,10 @@ impl ServicePublicKey {
     /// # Errors
     /// [`Error::Crypto`] if the random source or a primitive fails.
     pub fn seal(&self, secret: &RecoverySecret, binding: &Binding) -> Result<Envelope, Error> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         self.seal_inner::<OsRng>(secret, binding, now, Draw::System)
     }
 
@@ -77,7 +80,13 @@ impl ServicePublicKey {
         let p = provider();
         let mut id = [0u8; EnvelopeId::LEN];
         fill(&mut draw, &mut id)?;
-        let header = encode_header(self.suite(), self.key_id(), EnvelopeId::from_bytes(id), binding, created_at);
+        let header = encode_header(
+            self.suite(),
+            self.key_id(),
+            EnvelopeId::from_bytes(id),
+            binding,
+            created_at,
+        );
         let mut label_and_header = Vec::with_capacity(ENVELOPE_LABEL.len() + header.len());
         label_and_header.extend_from_slice(ENVELOPE_LABEL);
         label_and_header.extend_from_slice(&header);
@@ -97,9 +106,10 @@ impl ServicePublicKey {
                     Draw::System => Ephemeral::Fresh,
                     Draw::From(_) => Ephemeral::Derived(&ikm[..]),
                 };
-                let (enc, mut ctx) =
-                    hpke::setup_base_s(p, pk_r, &label_and_header, ephemeral).map_err(|_| Error::Crypto)?;
-                ctx.seal(p, b"", &mut ciphertext).map_err(|_| Error::Crypto)?;
+                let (enc, mut ctx) = hpke::setup_base_s(p, pk_r, &label_and_header, ephemeral)
+                    .map_err(|_| Error::Crypto)?;
+                ctx.seal(p, b"", &mut ciphertext)
+                    .map_err(|_| Error::Crypto)?;
                 Ok(Envelope::assemble(header, &enc, &ciphertext)?)
             }
             PublicKind::Rsa(pk) => {
@@ -111,8 +121,13 @@ impl ServicePublicKey {
                     Draw::From(rng) => pk.encrypt(*rng, padding, &content_key[..]),
                 }
                 .map_err(|_| Error::Crypto)?;
-                p.aes256gcm_seal(&content_key, &RSA_AEAD_NONCE, &label_and_header, &mut ciphertext)
-                    .map_err(|_| Error::Crypto)?;
+                p.aes256gcm_seal(
+                    &content_key,
+                    &RSA_AEAD_NONCE,
+                    &label_and_header,
+                    &mut ciphertext,
+                )
+                .map_err(|_| Error::Crypto)?;
                 Ok(Envelope::assemble(header, &wrapped, &ciphertext)?)
             }
         }

@@ -64,7 +64,10 @@ impl ServicePrivateKey {
         let mut point = [0u8; 65];
         point.copy_from_slice(secret.public_key().to_encoded_point(false).as_bytes());
         let public = ServicePublicKey::from_kind(PublicKind::P256(point))?;
-        Ok(ServicePrivateKey { inner: PrivateInner::P256 { secret, agreement }, public })
+        Ok(ServicePrivateKey {
+            inner: PrivateInner::P256 { secret, agreement },
+            public,
+        })
     }
 
     fn from_rsa(key: rsa::RsaPrivateKey) -> Result<Self, Error> {
@@ -76,7 +79,13 @@ impl ServicePrivateKey {
             Some(loaded) => Some(loaded.map_err(|_| KeyError::Malformed)?),
         };
         let public = ServicePublicKey::from_kind(PublicKind::Rsa(Box::new(key.to_public_key())))?;
-        Ok(ServicePrivateKey { inner: PrivateInner::Rsa { key: Box::new(key), decryptor }, public })
+        Ok(ServicePrivateKey {
+            inner: PrivateInner::Rsa {
+                key: Box::new(key),
+                decryptor,
+            },
+            public,
+        })
     }
 
     /// Imports a PKCS#8 `PrivateKeyInfo` DER document (P-256 or RSA), such as one made
@@ -91,7 +100,10 @@ impl ServicePrivateKey {
         }
         let info = pkcs8::PrivateKeyInfo::try_from(der).map_err(|_| KeyError::Malformed)?;
         if info.algorithm.oid == OID_EC_PUBLIC_KEY {
-            let curve = info.algorithm.parameters_oid().map_err(|_| KeyError::Malformed)?;
+            let curve = info
+                .algorithm
+                .parameters_oid()
+                .map_err(|_| KeyError::Malformed)?;
             if curve != OID_P256 {
                 return Err(KeyError::UnsupportedAlgorithm.into());
             }
@@ -170,8 +182,12 @@ impl ServicePrivateKey {
     pub(crate) fn rsa_decryptor(&self) -> Result<Option<&dyn RsaOaepDecryptor>, Error> {
         match &self.inner {
             PrivateInner::P256 { .. } => Ok(None),
-            PrivateInner::Rsa { decryptor: Some(d), .. } => Ok(Some(d.as_ref())),
-            PrivateInner::Rsa { decryptor: None, .. } => Err(Error::Unsupported(Unsupported::RsaDecryption)),
+            PrivateInner::Rsa {
+                decryptor: Some(d), ..
+            } => Ok(Some(d.as_ref())),
+            PrivateInner::Rsa {
+                decryptor: None, ..
+            } => Err(Error::Unsupported(Unsupported::RsaDecryption)),
         }
     }
 

@@ -9,9 +9,11 @@ use super::{KeyId, MAX_KEY_DER_LEN, MAX_KEY_PEM_LEN, RSA_KEY_BITS};
 use crate::error::KeyError;
 use crate::suite::Suite;
 
-pub(crate) const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+pub(crate) const OID_EC_PUBLIC_KEY: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 pub(crate) const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-pub(crate) const OID_RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+pub(crate) const OID_RSA_ENCRYPTION: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 
 /// A recovery service's public key: what a device seals to.
 ///
@@ -41,7 +43,11 @@ impl ServicePublicKey {
         .map_err(|_| KeyError::Malformed)?
         .into_vec();
         let key_id = KeyId::of_spki_der(&spki_der);
-        Ok(ServicePublicKey { kind, spki_der, key_id })
+        Ok(ServicePublicKey {
+            kind,
+            spki_der,
+            key_id,
+        })
     }
 
     /// Imports a SubjectPublicKeyInfo DER document.
@@ -57,16 +63,21 @@ impl ServicePublicKey {
         }
         let info = spki::SubjectPublicKeyInfoRef::try_from(der).map_err(|_| KeyError::Malformed)?;
         let kind = if info.algorithm.oid == OID_EC_PUBLIC_KEY {
-            let curve = info.algorithm.parameters_oid().map_err(|_| KeyError::Malformed)?;
+            let curve = info
+                .algorithm
+                .parameters_oid()
+                .map_err(|_| KeyError::Malformed)?;
             if curve != OID_P256 {
                 return Err(KeyError::UnsupportedAlgorithm);
             }
-            let key = p256::PublicKey::from_public_key_der(der).map_err(|_| KeyError::InvalidPoint)?;
+            let key =
+                p256::PublicKey::from_public_key_der(der).map_err(|_| KeyError::InvalidPoint)?;
             let mut point = [0u8; 65];
             point.copy_from_slice(key.to_encoded_point(false).as_bytes());
             PublicKind::P256(point)
         } else if info.algorithm.oid == OID_RSA_ENCRYPTION {
-            let key = rsa::RsaPublicKey::from_public_key_der(der).map_err(|_| KeyError::Malformed)?;
+            let key =
+                rsa::RsaPublicKey::from_public_key_der(der).map_err(|_| KeyError::Malformed)?;
             check_rsa_bits(key.n().bits())?;
             PublicKind::Rsa(Box::new(key))
         } else {

@@ -42,7 +42,12 @@ pub(crate) trait EcdsaP256Signer: Send + Sync {
 pub(crate) trait RsaOaepDecryptor: Send + Sync {
     /// Decrypts `ciphertext` (exactly the modulus length) into the front of `out` and
     /// returns the plaintext length. Bad padding and a wrong label fail alike.
-    fn decrypt(&self, ciphertext: &[u8], label: &[u8], out: &mut [u8; RSA_MAX_BYTES]) -> Result<usize, Failure>;
+    fn decrypt(
+        &self,
+        ciphertext: &[u8],
+        label: &[u8],
+        out: &mut [u8; RSA_MAX_BYTES],
+    ) -> Result<usize, Failure>;
 }
 
 pub(crate) trait CryptoProvider: Send + Sync {
@@ -52,22 +57,54 @@ pub(crate) trait CryptoProvider: Send + Sync {
     fn sha256(&self, parts: &[&[u8]]) -> [u8; 32];
     fn hmac_sha256(&self, key: &[u8], parts: &[&[u8]]) -> Secret32;
     /// HKDF-Expand (RFC 5869) with SHA-256 from a 32-byte PRK.
-    fn hkdf_sha256_expand(&self, prk: &[u8; 32], info: &[&[u8]], out: &mut [u8]) -> Result<(), Failure>;
+    fn hkdf_sha256_expand(
+        &self,
+        prk: &[u8; 32],
+        info: &[&[u8]],
+        out: &mut [u8],
+    ) -> Result<(), Failure>;
     /// Encrypts `in_out` in place and appends the 16-byte tag.
-    fn aes256gcm_seal(&self, key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], in_out: &mut Vec<u8>) -> Result<(), Failure>;
+    fn aes256gcm_seal(
+        &self,
+        key: &[u8; 32],
+        nonce: &[u8; 12],
+        aad: &[u8],
+        in_out: &mut Vec<u8>,
+    ) -> Result<(), Failure>;
     /// Verifies the trailing tag and decrypts in place; on failure the buffer holds no
     /// plaintext.
-    fn aes256gcm_open<'a>(&self, key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], in_out: &'a mut [u8]) -> Result<&'a mut [u8], Failure>;
+    fn aes256gcm_open<'a>(
+        &self,
+        key: &[u8; 32],
+        nonce: &[u8; 12],
+        aad: &[u8],
+        in_out: &'a mut [u8],
+    ) -> Result<&'a mut [u8], Failure>;
     /// ECDH with a fresh single-use key: returns its public key and the shared secret.
     fn p256_ephemeral_agree(&self, peer: &[u8; 65]) -> Result<([u8; 65], Secret32), Failure>;
     /// A reusable ECDH key from a scalar (refused if zero or not below the group order).
-    fn p256_agreement_from_scalar(&self, scalar: &[u8; 32]) -> Result<Box<dyn P256Agreement>, Failure>;
+    fn p256_agreement_from_scalar(
+        &self,
+        scalar: &[u8; 32],
+    ) -> Result<Box<dyn P256Agreement>, Failure>;
     /// A fresh reusable ECDH key whose scalar is wiped when it is dropped.
     fn p256_agreement_generate(&self) -> Result<Box<dyn P256Agreement>, Failure>;
-    fn ecdsa_p256_verify(&self, public: &[u8; 65], msg: &[u8], sig: &[u8; 64]) -> Result<(), Failure>;
-    fn ecdsa_p256_signer(&self, scalar: &[u8; 32], public: &[u8; 65]) -> Result<Box<dyn EcdsaP256Signer>, Failure>;
+    fn ecdsa_p256_verify(
+        &self,
+        public: &[u8; 65],
+        msg: &[u8],
+        sig: &[u8; 64],
+    ) -> Result<(), Failure>;
+    fn ecdsa_p256_signer(
+        &self,
+        scalar: &[u8; 32],
+        public: &[u8; 65],
+    ) -> Result<Box<dyn EcdsaP256Signer>, Failure>;
     /// `None` when this provider has no constant-time RSA.
-    fn rsa_oaep_decryptor(&self, pkcs8_der: &[u8]) -> Option<Result<Box<dyn RsaOaepDecryptor>, Failure>>;
+    fn rsa_oaep_decryptor(
+        &self,
+        pkcs8_der: &[u8],
+    ) -> Option<Result<Box<dyn RsaOaepDecryptor>, Failure>>;
 }
 
 /// The largest RSA modulus accepted (4096 bits), in bytes.

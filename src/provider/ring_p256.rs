@@ -5,7 +5,9 @@ use p256::elliptic_curve::sec1::ToEncodedPoint;
 use ring::{aead, agreement, digest, hkdf, hmac, rand, signature};
 use zeroize::Zeroizing;
 
-use super::{CryptoProvider, EcdsaP256Signer, Failure, OutLen, P256Agreement, RsaOaepDecryptor, Secret32};
+use super::{
+    CryptoProvider, EcdsaP256Signer, Failure, OutLen, P256Agreement, RsaOaepDecryptor, Secret32,
+};
 
 pub(crate) struct RingP256;
 
@@ -50,27 +52,53 @@ impl CryptoProvider for RingP256 {
         out
     }
 
-    fn hkdf_sha256_expand(&self, prk: &[u8; 32], info: &[&[u8]], out: &mut [u8]) -> Result<(), Failure> {
+    fn hkdf_sha256_expand(
+        &self,
+        prk: &[u8; 32],
+        info: &[&[u8]],
+        out: &mut [u8],
+    ) -> Result<(), Failure> {
         let prk = hkdf::Prk::new_less_safe(hkdf::HKDF_SHA256, prk);
         let okm = prk.expand(info, OutLen(out.len())).map_err(|_| Failure)?;
         okm.fill(out).map_err(|_| Failure)
     }
 
-    fn aes256gcm_seal(&self, key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], in_out: &mut Vec<u8>) -> Result<(), Failure> {
+    fn aes256gcm_seal(
+        &self,
+        key: &[u8; 32],
+        nonce: &[u8; 12],
+        aad: &[u8],
+        in_out: &mut Vec<u8>,
+    ) -> Result<(), Failure> {
         aead_key(key)?
-            .seal_in_place_append_tag(aead::Nonce::assume_unique_for_key(*nonce), aead::Aad::from(aad), in_out)
+            .seal_in_place_append_tag(
+                aead::Nonce::assume_unique_for_key(*nonce),
+                aead::Aad::from(aad),
+                in_out,
+            )
             .map_err(|_| Failure)
     }
 
-    fn aes256gcm_open<'a>(&self, key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], in_out: &'a mut [u8]) -> Result<&'a mut [u8], Failure> {
+    fn aes256gcm_open<'a>(
+        &self,
+        key: &[u8; 32],
+        nonce: &[u8; 12],
+        aad: &[u8],
+        in_out: &'a mut [u8],
+    ) -> Result<&'a mut [u8], Failure> {
         aead_key(key)?
-            .open_in_place(aead::Nonce::assume_unique_for_key(*nonce), aead::Aad::from(aad), in_out)
+            .open_in_place(
+                aead::Nonce::assume_unique_for_key(*nonce),
+                aead::Aad::from(aad),
+                in_out,
+            )
             .map_err(|_| Failure)
     }
 
     fn p256_ephemeral_agree(&self, peer: &[u8; 65]) -> Result<([u8; 65], Secret32), Failure> {
         let rng = rand::SystemRandom::new();
-        let sk = agreement::EphemeralPrivateKey::generate(&agreement::ECDH_P256, &rng).map_err(|_| Failure)?;
+        let sk = agreement::EphemeralPrivateKey::generate(&agreement::ECDH_P256, &rng)
+            .map_err(|_| Failure)?;
         let mut pk = [0u8; 65];
         pk.copy_from_slice(sk.compute_public_key().map_err(|_| Failure)?.as_ref());
         let peer = agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, peer);
@@ -83,22 +111,36 @@ impl CryptoProvider for RingP256 {
         Ok((pk, shared))
     }
 
-    fn p256_agreement_from_scalar(&self, scalar: &[u8; 32]) -> Result<Box<dyn P256Agreement>, Failure> {
+    fn p256_agreement_from_scalar(
+        &self,
+        scalar: &[u8; 32],
+    ) -> Result<Box<dyn P256Agreement>, Failure> {
         let sk = p256::SecretKey::from_bytes(scalar.into()).map_err(|_| Failure)?;
         Ok(Box::new(P256Key::new(sk)))
     }
 
     fn p256_agreement_generate(&self) -> Result<Box<dyn P256Agreement>, Failure> {
-        Ok(Box::new(P256Key::new(p256::SecretKey::random(&mut rand_core::OsRng))))
+        Ok(Box::new(P256Key::new(p256::SecretKey::random(
+            &mut rand_core::OsRng,
+        ))))
     }
 
-    fn ecdsa_p256_verify(&self, public: &[u8; 65], msg: &[u8], sig: &[u8; 64]) -> Result<(), Failure> {
+    fn ecdsa_p256_verify(
+        &self,
+        public: &[u8; 65],
+        msg: &[u8],
+        sig: &[u8; 64],
+    ) -> Result<(), Failure> {
         signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, public)
             .verify(msg, sig)
             .map_err(|_| Failure)
     }
 
-    fn ecdsa_p256_signer(&self, scalar: &[u8; 32], public: &[u8; 65]) -> Result<Box<dyn EcdsaP256Signer>, Failure> {
+    fn ecdsa_p256_signer(
+        &self,
+        scalar: &[u8; 32],
+        public: &[u8; 65],
+    ) -> Result<Box<dyn EcdsaP256Signer>, Failure> {
         let rng = rand::SystemRandom::new();
         let kp = signature::EcdsaKeyPair::from_private_key_and_public_key(
             &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
@@ -110,7 +152,10 @@ impl CryptoProvider for RingP256 {
         Ok(Box::new(RingSigner(kp)))
     }
 
-    fn rsa_oaep_decryptor(&self, _pkcs8_der: &[u8]) -> Option<Result<Box<dyn RsaOaepDecryptor>, Failure>> {
+    fn rsa_oaep_decryptor(
+        &self,
+        _pkcs8_der: &[u8],
+    ) -> Option<Result<Box<dyn RsaOaepDecryptor>, Failure>> {
         None
     }
 }
@@ -147,7 +192,10 @@ struct RingSigner(signature::EcdsaKeyPair);
 
 impl EcdsaP256Signer for RingSigner {
     fn sign(&self, msg: &[u8]) -> Result<[u8; 64], Failure> {
-        let sig = self.0.sign(&rand::SystemRandom::new(), msg).map_err(|_| Failure)?;
+        let sig = self
+            .0
+            .sign(&rand::SystemRandom::new(), msg)
+            .map_err(|_| Failure)?;
         <[u8; 64]>::try_from(sig.as_ref()).map_err(|_| Failure)
     }
 }

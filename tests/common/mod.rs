@@ -35,7 +35,10 @@ pub struct Tally {
 
 impl Tally {
     pub fn new(name: &str) -> Self {
-        Tally { name: name.to_owned(), ..Default::default() }
+        Tally {
+            name: name.to_owned(),
+            ..Default::default()
+        }
     }
 
     pub fn check(&mut self, ok: bool, id: impl std::fmt::Display, what: &str) {
@@ -65,7 +68,16 @@ impl Tally {
         for (reason, n) in &self.not_run {
             println!("  not run ({n}): {reason}");
         }
-        assert!(self.failures.is_empty(), "{}: failures:\n{}", self.name, self.failures.join("\n"));
-        assert_eq!(total, expected_total, "{}: every case must be counted", self.name);
+        assert!(
+            self.failures.is_empty(),
+            "{}: failures:\n{}",
+            self.name,
+            self.failures.join("\n")
+        );
+        assert_eq!(
+            total, expected_total,
+            "{}: every case must be counted",
+            self.name
+        );
     }
 }

@@ -1,0 +1,31 @@
+//! The device side: the credential container with its PIN and recovery protectors, the
+//! PIN policy, crash-safe storage, and the device's half of a recovery exchange.
+//!
+//! This module seals (to the service's public key, taken from a key document signed by
+//! a pinned key) and builds requests; the only thing it ever opens is the service's
+//! answer, sealed to its own one-time key. It never opens an envelope.
+
+mod container;
+mod error;
+mod policy;
+mod protector;
+mod recovery;
+mod state;
+mod store;
+
+pub use container::{
+    Container, ContainerStatus, DestructiveReset, Enrolment, Reset, ServiceTrust, SignIn,
+};
+pub use error::ClientError;
+pub use policy::{
+    Argon2Profile, CharClass, CharRule, ContainerPolicy, Pin, PinPolicy, PinPolicyViolation,
+};
+pub use recovery::PendingRecovery;
+pub use store::{
+    ContainerStore, FaultHook, FileStore, MemoryStore, StoreError, StoreStep, MAX_STATE_LEN,
+};
+
+#[doc(hidden)]
+pub fn __decode_state(bytes: &[u8]) -> Result<Vec<u8>, crate::DecodeError> {
+    state::State::decode(bytes).map(|s| s.encode())
+}

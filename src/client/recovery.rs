@@ -1,0 +1,107 @@
+//! The device's half of a recovery exchange: a one-time P-256 key, the MFA nonce that
+//! binds the identity provider's assertion to this request, the signed request, and
+//! opening the service's answer, which only that one-time key can do.
+
+use core::fmt;
+
+use zeroize::Zeroizing;
+
+use super::error::ClientError;
+use crate::envelope::Envelope;
+use crate::hpke::{self, ENC_LEN};
+use crate::provider::{provider, P256Agreement};
+use crate::secret::RecoverySecret;
+use crate::signing::SigningKey;
+use crate::wire::{self, RecoveryRequest, RecoveryResponse, RESPONSE_LABEL};
+
+/// A recovery in progress: holds the one-time key until the answer arrives. Dropping it
+/// wipes the key, after which no answer to its request can be opened.
+pub struct PendingRecovery {
+    envelope: Envelope,
+    ephemeral: Box<dyn P256Agreement>,
+    nonce: String,
+    request_hash: Option<[u8; 32]>,
+}
+
+impl PendingRecovery {
+    /// Starts a recovery for `envelope` (usually through
+    /// [`crate::client::Container::begin_recovery`], which takes the container's own).
+    ///
+    /// # Errors
+    /// [`ClientError::Crypto`] if the one-time key cannot be generated.
+    pub fn for_envelope(envelope: Envelope) -> Result<Self, ClientError> {
+        let ephemeral = provider().p256_agreement_generate()?;
+        let nonce = wire::mfa_nonce(&envelope.envelope_id(), ephemeral.public_key());
+        Ok(PendingRecovery {
+            envelope,
+            ephemeral,
+            nonce,
+            request_hash: None,
+        })
+    }
+
+    /// The nonce to put in the MFA assertion request to the identity provider.
+    pub fn mfa_nonce(&self) -> &str {
+        &self.nonce
+    }
+
+    /// The envelope being recovered.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    /// The one-time public key the answer will be sealed to.
+    pub fn ephemeral_public_key(&self) -> &[u8; ENC_LEN] {
+        self.ephemeral.public_key()
+    }
+
+    /// Builds the request carrying `assertion`, signed by the device key.
+    ///
+    /// # Errors
+    /// [`ClientError::Crypto`] if signing fails.
+    pub fn request(
+        &mut self,
+        assertion: &str,
+        device_key: &SigningKey,
+    ) -> Result<RecoveryRequest, ClientError> {
+        let eph = *self.ephemeral.public_key();
+        let signed = wire::request_signed_bytes(&self.envelope, &eph, assertion);
+        let signature = device_key.sign(&signed)?;
+        let request =
+            RecoveryRequest::new(self.envelope.clone(), eph, assertion.to_owned(), signature);
+        self.request_hash = Some(request.request_hash());
+        Ok(request)
+    }
+
+    /// Opens the service's answer; consumes the one-time key.
+    pub(crate) fn open(self, response: &RecoveryResponse) -> Result<RecoverySecret, ClientError> {
+        let hash = self.request_hash.ok_or(ClientError::ResponseMismatch)?;
+        if response.envelope_id() != self.envelope.envelope_id() {
+            return Err(ClientError::ResponseMismatch);
+        }
+        let p = provider();
+        let sealed = response.sealed_secret();
+        let (enc, ct) = sealed.split_at(ENC_LEN);
+        let enc = <&[u8; ENC_LEN]>::try_from(enc).map_err(|_| ClientError::ResponseMismatch)?;
+        let mut info = RESPONSE_LABEL.to_vec();
+        info.extend_from_slice(&hash);
+        let mut ctx = hpke::setup_base_r(p, enc, self.ephemeral.as_ref(), &info)
+            .map_err(|_| ClientError::ResponseMismatch)?;
+        let mut buf = Zeroizing::new(ct.to_vec());
+        let pt = ctx
+            .open(p, b"", &mut buf)
+            .map_err(|_| ClientError::ResponseMismatch)?;
+        let mut secret = <[u8; RecoverySecret::LEN]>::try_from(&pt[..])
+            .map_err(|_| ClientError::ResponseMismatch)?;
+        Ok(RecoverySecret::from_bytes(&mut secret))
+    }
+}
+
+impl fmt::Debug for PendingRecovery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingRecovery")
+            .field("envelope_id", &self.envelope.envelope_id())
+            .field("nonce", &self.nonce)
+            .finish_non_exhaustive()
+    }
+}

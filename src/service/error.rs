@@ -1,0 +1,161 @@
+use core::fmt;
+
+use crate::error::DecodeError;
+use crate::keys::KeyId;
+
+/// Which rate limit refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateScope {
+    /// Releases per user.
+    User,
+    /// Releases per device.
+    Device,
+}
+
+/// A backing store (replay cache, registry, rate limiter) failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageFailure(pub &'static str);
+
+impl fmt::Display for StorageFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "service storage failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for StorageFailure {}
+
+/// Why the service refused a request. Each negative path has its own variant, emits one
+/// audit event and changes no service state.
+///
+/// What a caller (the device, through the service's API) can do about each:
+/// - [`ServiceError::RateLimited`]: wait `retry_after` seconds.
+/// - [`ServiceError::AssertionExpired`], [`ServiceError::AssertionReplayed`],
+///   [`ServiceError::NonceMismatch`], [`ServiceError::MfaMissing`]: authenticate again
+///   (with MFA) for this request and retry with the new assertion.
+/// - [`ServiceError::StaleEnvelope`], [`ServiceError::RetiredKey`]: the device's
+///   envelope is not the registered one or is sealed to a retired key; recovery is not
+///   possible with it (a destructive reset is).
+/// - [`ServiceError::Unavailable`]: retry later.
+/// - everything else: the request is wrong and will fail the same way again.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceError {
+    /// The message does not decode (size, JSON, base64, version, canonical form).
+    MalformedRequest(DecodeError),
+    /// The envelope's tenant has no keyring here.
+    UnknownTenant,
+    /// The envelope's device is not registered.
+    UnknownDevice,
+    /// The device signature over the request does not verify: tampered, or not from
+    /// the registered device.
+    BadDeviceSignature,
+    /// The assertion is not a valid ES256 JWS from a trusted key (bad signature, another
+    /// algorithm such as `none` or HMAC, malformed, or too long-lived).
+    AssertionInvalid,
+    /// The assertion's issuer or key is not trusted.
+    UntrustedIssuer,
+    /// The assertion is for another audience.
+    WrongAudience,
+    /// The assertion has expired.
+    AssertionExpired,
+    /// The assertion is issued in the future beyond the allowed skew.
+    AssertionNotYetValid,
+    /// The assertion does not show multi-factor authentication (`amr` lacks `mfa`).
+    MfaMissing,
+    /// The assertion's (or device record's) tenant differs from the envelope's.
+    WrongTenant,
+    /// The assertion's (or device record's) user differs from the envelope's.
+    WrongUser,
+    /// The assertion's device differs from the envelope's.
+    WrongDevice,
+    /// The assertion's nonce does not bind this request's envelope and one-time key.
+    NonceMismatch,
+    /// The assertion was already used.
+    AssertionReplayed,
+    /// The envelope is not the one currently registered for the device (an old copy).
+    StaleEnvelope,
+    /// The envelope names a key this tenant never had.
+    UnknownKey,
+    /// The envelope is sealed to a key that has been retired.
+    RetiredKey {
+        /// The retired key.
+        key_id: KeyId,
+    },
+    /// The envelope does not open (tampered, or not sealed to the named key).
+    OpenFailed,
+    /// Too many releases for this user or device.
+    RateLimited {
+        /// Which limit.
+        scope: RateScope,
+        /// Seconds until a release is allowed again.
+        retry_after: u64,
+    },
+    /// A registration names a previous envelope that is not the registered one.
+    RegistrationConflict,
+    /// A backing store failed.
+    Unavailable(StorageFailure),
+    /// A cryptographic primitive failed unexpectedly.
+    Crypto,
+}
+
+impl ServiceError {
+    /// A short, stable class for audit logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ServiceError::MalformedRequest(_) => "malformed-request",
+            ServiceError::UnknownTenant => "unknown-tenant",
+            ServiceError::UnknownDevice => "unknown-device",
+            ServiceError::BadDeviceSignature => "bad-device-signature",
+            ServiceError::AssertionInvalid => "assertion-invalid",
+            ServiceError::UntrustedIssuer => "untrusted-issuer",
+            ServiceError::WrongAudience => "wrong-audience",
+            ServiceError::AssertionExpired => "assertion-expired",
+            ServiceError::AssertionNotYetValid => "assertion-not-yet-valid",
+            ServiceError::MfaMissing => "mfa-missing",
+            ServiceError::WrongTenant => "wrong-tenant",
+            ServiceError::WrongUser => "wrong-user",
+            ServiceError::WrongDevice => "wrong-device",
+            ServiceError::NonceMismatch => "nonce-mismatch",
+            ServiceError::AssertionReplayed => "assertion-replayed",
+            ServiceError::StaleEnvelope => "stale-envelope",
+            ServiceError::UnknownKey => "unknown-key",
+            ServiceError::RetiredKey { .. } => "retired-key",
+            ServiceError::OpenFailed => "open-failed",
+            ServiceError::RateLimited { .. } => "rate-limited",
+            ServiceError::RegistrationConflict => "registration-conflict",
+            ServiceError::Unavailable(_) => "unavailable",
+            ServiceError::Crypto => "crypto-failure",
+        }
+    }
+}
+
+impl fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServiceError::MalformedRequest(e) => write!(f, "malformed request: {e}"),
+            ServiceError::RetiredKey { key_id } => {
+                write!(f, "envelope is sealed to retired key {key_id}")
+            }
+            ServiceError::RateLimited { scope, retry_after } => {
+                write!(f, "rate limited per {scope:?}; retry after {retry_after} s")
+            }
+            ServiceError::Unavailable(e) => write!(f, "{e}"),
+            other => f.write_str(other.reason()),
+        }
+    }
+}
+
+impl std::error::Error for ServiceError {}
+
+impl From<StorageFailure> for ServiceError {
+    fn from(e: StorageFailure) -> Self {
+        ServiceError::Unavailable(e)
+    }
+}
+
+impl From<DecodeError> for ServiceError {
+    fn from(e: DecodeError) -> Self {
+        ServiceError::MalformedRequest(e)
+    }
+}

@@ -1,0 +1,355 @@
+//! The service's mutable state, behind traits so deployments can back them with a
+//! database: the replay cache, the device registry and the rate limiter, each with an
+//! in-memory implementation that is safe under concurrent use.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use super::error::{RateScope, StorageFailure};
+use crate::envelope::EnvelopeId;
+use crate::signing::VerifyingKey;
+
+fn poisoned<T>(_: T) -> StorageFailure {
+    StorageFailure("lock poisoned")
+}
+
+/// Remembers spent assertion ids until they expire.
+pub trait ReplayCache: Send + Sync {
+    /// Whether `(issuer, jti)` was already spent.
+    ///
+    /// # Errors
+    /// [`StorageFailure`].
+    fn is_spent(&self, issuer: &str, jti: &str) -> Result<bool, StorageFailure>;
+
+    /// Atomically spends `(issuer, jti)`; `false` if it was already spent. `expires_at`
+    /// is when the entry may be forgotten.
+    ///
+    /// # Errors
+    /// [`StorageFailure`].
+    fn spend(
+        &self,
+        issuer: &str,
+        jti: &str,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<bool, StorageFailure>;
+
+    /// Undoes a [`ReplayCache::spend`] whose request then failed.
+    ///
+    /// # Errors
+    /// [`StorageFailure`].
+    fn unspend(&self, issuer: &str, jti: &str) -> Result<(), StorageFailure>;
+}
+
+/// An in-memory [`ReplayCache`]. Expired entries are dropped as new ones arrive, so its
+/// size is bounded by the assertions accepted within one assertion lifetime.
+#[derive(Default)]
+pub struct MemoryReplayCache(Mutex<HashMap<(String, String), u64>>);
+
+impl MemoryReplayCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many ids it holds.
+    pub fn len(&self) -> usize {
+        self.0.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Whether it holds no ids.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl ReplayCache for MemoryReplayCache {
+    fn is_spent(&self, issuer: &str, jti: &str) -> Result<bool, StorageFailure> {
+        let map = self.0.lock().map_err(poisoned)?;
+        Ok(map.contains_key(&(issuer.to_owned(), jti.to_owned())))
+    }
+
+    fn spend(
+        &self,
+        issuer: &str,
+        jti: &str,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<bool, StorageFailure> {
+        let mut map = self.0.lock().map_err(poisoned)?;
+        map.retain(|_, exp| *exp > now);
+        let key = (issuer.to_owned(), jti.to_owned());
+        if map.contains_key(&key) {
+            return Ok(false);
+        }
+        map.insert(key, expires_at);
+        Ok(true)
+    }
+
+    fn unspend(&self, issuer: &str, jti: &str) -> Result<(), StorageFailure> {
+        let mut map = self.0.lock().map_err(poisoned)?;
+        map.remove(&(issuer.to_owned(), jti.to_owned()));
+        Ok(())
+    }
+}
+
+/// A registered device: whose it is, its key, and the one envelope the service opens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// The user the device is registered to.
+    pub user: String,
+    /// The device key that signs its requests.
+    pub device_key: VerifyingKey,
+    /// The envelope currently registered (none before the first registration).
+    pub envelope: Option<EnvelopeId>,
+}
+
+/// Devices and their registered envelopes.
+pub trait DeviceRegistry: Send + Sync {
+    /// The record of `(tenant, device)`.
+    ///
+    /// # Errors
+    /// [`StorageFailure`].
+    fn get(&self, tenant: &str, device: &str) -> Result<Option<DeviceRecord>, StorageFailure>;
+
+    /// Registers (or re-registers) a device to a user with its key; clears its envelope
+    /// when the key changes.
+    ///
+    /// # Errors
+    /// [`StorageFailure`].
+    fn put_device(
+        &self,
+        tenant: &str,
+        device: &str,
+        user: &str,
+        key: VerifyingKey,
+    ) -> Result<(), StorageFailure>;
+
+    /// Atomically replaces the registered envelope if it is `expected`; returns whether
+    /// it did. A crash leaves either the old or the new envelope registered.
+    ///
+    /// # Errors
+    /// [`StorageFailure`].
+    fn swap_envelope(
+        &self,
+        tenant: &str,
+        device: &str,
+        expected: Option<EnvelopeId>,
+        new: EnvelopeId,
+    ) -> Result<bool, StorageFailure>;
+}
+
+/// An in-memory [`DeviceRegistry`].
+#[derive(Default)]
+pub struct MemoryDeviceRegistry(Mutex<HashMap<(String, String), DeviceRecord>>);
+
+impl MemoryDeviceRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl DeviceRegistry for MemoryDeviceRegistry {
+    fn get(&self, tenant: &str, device: &str) -> Result<Option<DeviceRecord>, StorageFailure> {
+        let map = self.0.lock().map_err(poisoned)?;
+        Ok(map.get(&(tenant.to_owned(), device.to_owned())).cloned())
+    }
+
+    fn put_device(
+        &self,
+        tenant: &str,
+        device: &str,
+        user: &str,
+        key: VerifyingKey,
+    ) -> Result<(), StorageFailure> {
+        let mut map = self.0.lock().map_err(poisoned)?;
+        let entry = map
+            .entry((tenant.to_owned(), device.to_owned()))
+            .or_insert_with(|| DeviceRecord {
+                user: user.to_owned(),
+                device_key: key,
+                envelope: None,
+            });
+        if entry.device_key != key || entry.user != user {
+            *entry = DeviceRecord {
+                user: user.to_owned(),
+                device_key: key,
+                envelope: None,
+            };
+        }
+        Ok(())
+    }
+
+    fn swap_envelope(
+        &self,
+        tenant: &str,
+        device: &str,
+        expected: Option<EnvelopeId>,
+        new: EnvelopeId,
+    ) -> Result<bool, StorageFailure> {
+        let mut map = self.0.lock().map_err(poisoned)?;
+        match map.get_mut(&(tenant.to_owned(), device.to_owned())) {
+            Some(r) if r.envelope == expected => {
+                r.envelope = Some(new);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+/// One rate-limited subject.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RateKey {
+    /// Per user or per device.
+    pub scope: RateScope,
+    /// The tenant.
+    pub tenant: String,
+    /// The user or device id.
+    pub id: String,
+}
+
+/// Limits how often secrets are released.
+pub trait RateLimiter: Send + Sync {
+    /// `None` if a release for every key is allowed now, else the first refusing scope
+    /// and the seconds until it allows one. Changes nothing.
+    ///
+    /// # Errors
+    /// [`StorageFailure`].
+    fn check(&self, keys: &[RateKey], now: u64)
+        -> Result<Option<(RateScope, u64)>, StorageFailure>;
+
+    /// Atomically records a release for every key if all allow it (`None`); otherwise
+    /// records nothing and says which refused.
+    ///
+    /// # Errors
+    /// [`StorageFailure`].
+    fn acquire(
+        &self,
+        keys: &[RateKey],
+        now: u64,
+    ) -> Result<Option<(RateScope, u64)>, StorageFailure>;
+}
+
+/// Limits: at most `max` releases in any `window` seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Releases allowed per window.
+    pub max: u32,
+    /// Window length in seconds.
+    pub window: u64,
+}
+
+/// The per-user and per-device limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RatePolicy {
+    /// Per user.
+    pub per_user: RateLimit,
+    /// Per device.
+    pub per_device: RateLimit,
+}
+
+impl Default for RatePolicy {
+    /// Three releases per user and per device per day.
+    fn default() -> Self {
+        RatePolicy {
+            per_user: RateLimit {
+                max: 3,
+                window: 86_400,
+            },
+            per_device: RateLimit {
+                max: 3,
+                window: 86_400,
+            },
+        }
+    }
+}
+
+/// An in-memory sliding-window [`RateLimiter`].
+pub struct MemoryRateLimiter {
+    policy: RatePolicy,
+    log: Mutex<HashMap<RateKey, VecDeque<u64>>>,
+}
+
+impl MemoryRateLimiter {
+    /// A limiter enforcing `policy`.
+    pub fn new(policy: RatePolicy) -> Self {
+        MemoryRateLimiter {
+            policy,
+            log: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn limit(&self, scope: RateScope) -> RateLimit {
+        match scope {
+            RateScope::User => self.policy.per_user,
+            RateScope::Device => self.policy.per_device,
+        }
+    }
+
+    fn refusal(
+        &self,
+        log: &HashMap<RateKey, VecDeque<u64>>,
+        keys: &[RateKey],
+        now: u64,
+    ) -> Option<(RateScope, u64)> {
+        keys.iter().find_map(|k| {
+            let limit = self.limit(k.scope);
+            let max = limit.max as usize;
+            let recent: Vec<u64> = log
+                .get(k)
+                .map(|times| {
+                    times
+                        .iter()
+                        .copied()
+                        .filter(|t| t.saturating_add(limit.window) > now)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if recent.len() < max {
+                return None;
+            }
+            // A release is allowed again when the entry `max` places from the end leaves
+            // the window.
+            let wait = recent
+                .len()
+                .checked_sub(max)
+                .filter(|_| max > 0)
+                .and_then(|i| recent.get(i))
+                .map_or(limit.window, |t| {
+                    t.saturating_add(limit.window).saturating_sub(now)
+                });
+            Some((k.scope, wait.max(1)))
+        })
+    }
+}
+
+impl RateLimiter for MemoryRateLimiter {
+    fn check(
+        &self,
+        keys: &[RateKey],
+        now: u64,
+    ) -> Result<Option<(RateScope, u64)>, StorageFailure> {
+        let log = self.log.lock().map_err(poisoned)?;
+        Ok(self.refusal(&log, keys, now))
+    }
+
+    fn acquire(
+        &self,
+        keys: &[RateKey],
+        now: u64,
+    ) -> Result<Option<(RateScope, u64)>, StorageFailure> {
+        let mut log = self.log.lock().map_err(poisoned)?;
+        if let Some(refused) = self.refusal(&log, keys, now) {
+            return Ok(Some(refused));
+        }
+        for k in keys {
+            let window = self.limit(k.scope).window;
+            let times = log.entry(k.clone()).or_default();
+            times.retain(|t| t.saturating_add(window) > now);
+            times.push_back(now);
+        }
+        Ok(None)
+    }
+}
