@@ -262,7 +262,7 @@ impl<S: ContainerStore> Container<S> {
             crate::keydoc::KeyDocumentError::BadKeys,
         ))?;
         let secret = RecoverySecret::generate()?;
-        let envelope = current.seal(&secret, &state.identity)?;
+        let envelope = current.seal_at(&secret, &state.identity, self.clock.now())?;
         state.recovery = Some(RecoveryProtector::create(
             ck,
             &secret,

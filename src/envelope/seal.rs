@@ -51,7 +51,17 @@ impl ServicePublicKey {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        self.seal_inner::<OsRng>(secret, binding, now, Draw::System)
+        self.seal_at(secret, binding, now)
+    }
+
+    /// As [`ServicePublicKey::seal`], stamped with `created_at` (from an injected clock).
+    pub(crate) fn seal_at(
+        &self,
+        secret: &RecoverySecret,
+        binding: &Binding,
+        created_at: u64,
+    ) -> Result<Envelope, Error> {
+        self.seal_inner::<OsRng>(secret, binding, created_at, Draw::System)
     }
 
     /// Seals with every random choice (envelope id, ephemeral key or content key, OAEP

@@ -111,7 +111,7 @@ impl CryptoProvider for AwsLc {
         let mut pk = [0u8; 65];
         pk.copy_from_slice(sk.compute_public_key().map_err(|_| Failure)?.as_ref());
         let peer = agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, peer);
-        let shared = agreement::agree_ephemeral(sk, &peer, Failure, copy_shared)?;
+        let shared = agreement::agree_ephemeral(sk, peer, Failure, copy_shared)?;
         Ok((pk, shared))
     }
 
@@ -121,11 +121,11 @@ impl CryptoProvider for AwsLc {
     ) -> Result<Box<dyn P256Agreement>, Failure> {
         let sk = agreement::PrivateKey::from_private_key(&agreement::ECDH_P256, scalar)
             .map_err(|_| Failure)?;
-        AwsLcP256::new(sk)
+        AwsLcP256::boxed(sk)
     }
 
     fn p256_agreement_generate(&self) -> Result<Box<dyn P256Agreement>, Failure> {
-        AwsLcP256::new(agreement::PrivateKey::generate(&agreement::ECDH_P256).map_err(|_| Failure)?)
+        AwsLcP256::boxed(agreement::PrivateKey::generate(&agreement::ECDH_P256).map_err(|_| Failure)?)
     }
 
     fn ecdsa_p256_verify(
@@ -173,7 +173,7 @@ struct AwsLcP256 {
 }
 
 impl AwsLcP256 {
-    fn new(key: agreement::PrivateKey) -> Result<Box<dyn P256Agreement>, Failure> {
+    fn boxed(key: agreement::PrivateKey) -> Result<Box<dyn P256Agreement>, Failure> {
         let mut public = [0u8; 65];
         let pk = key.compute_public_key().map_err(|_| Failure)?;
         if pk.as_ref().len() != 65 {
