@@ -150,3 +150,89 @@ impl HpkeReceiver {
         Some(out)
     }
 }
+
+/// One function per fuzz target: each decodes untrusted input, checks that what is
+/// accepted re-encodes to the same bytes, and otherwise only requires a typed error.
+/// A panic here is a bug.
+pub mod fuzz {
+    use crate::client::__decode_state;
+    use crate::service::{RecoveryService, RequestContext};
+    use crate::{
+        Binding, Envelope, EnvelopeRegistration, RecoveryRequest, RecoveryResponse, ServicePrivateKey,
+        ServicePublicKey, SignedKeyDocument, SigningKey, VerifyingKey,
+    };
+
+    /// Binary envelopes: accepted input re-encodes byte for byte, in both forms.
+    pub fn envelope_binary(data: &[u8]) {
+        if let Ok(e) = Envelope::from_bytes(data) {
+            assert_eq!(e.as_bytes(), data, "accepted envelope re-encodes differently");
+            assert_eq!(Envelope::from_text(&e.to_text()).ok().as_ref(), Some(&e));
+        }
+    }
+
+    /// Text envelopes: accepted input re-encodes character for character.
+    pub fn envelope_text(data: &[u8]) {
+        if let Ok(s) = core::str::from_utf8(data) {
+            if let Ok(e) = Envelope::from_text(s) {
+                assert_eq!(e.to_text(), s, "accepted text re-encodes differently");
+            }
+        }
+    }
+
+    /// Any input, opened with fixed service keys: a typed error or a secret, never a panic.
+    pub fn service_open(keys: &[ServicePrivateKey], binding: &Binding, data: &[u8]) {
+        if let Ok(e) = Envelope::from_bytes(data) {
+            for k in keys {
+                let _ = k.open(&e, binding);
+                let _ = k.open(&e, e.binding());
+            }
+        }
+    }
+
+    /// Recovery requests, through the decoder and then the whole service handler.
+    pub fn request_json(service: &RecoveryService, data: &[u8]) {
+        if let Ok(r) = RecoveryRequest::from_json(data) {
+            assert_eq!(r.to_json(), data, "accepted request re-encodes differently");
+        }
+        let _ = service.handle_json(data, &RequestContext::default());
+    }
+
+    /// Recovery responses and envelope registrations.
+    pub fn response_json(data: &[u8]) {
+        if let Ok(r) = RecoveryResponse::from_json(data) {
+            assert_eq!(r.to_json(), data, "accepted response re-encodes differently");
+        }
+        if let Ok(r) = EnvelopeRegistration::from_json(data) {
+            assert_eq!(r.to_json(), data, "accepted registration re-encodes differently");
+        }
+    }
+
+    /// Signed key documents, verified under a fixed pinned key.
+    pub fn key_document(pinned: &VerifyingKey, data: &[u8]) {
+        if let Ok(s) = core::str::from_utf8(data) {
+            let _ = SignedKeyDocument::new(s).verify(pinned, "contoso", 1_790_000_000, 0);
+        }
+    }
+
+    /// Stored containers: accepted state re-encodes byte for byte.
+    pub fn container_state(data: &[u8]) {
+        if let Ok(again) = __decode_state(data) {
+            assert_eq!(again, data, "accepted container state re-encodes differently");
+        }
+    }
+
+    /// Key import: PKCS#8 and SubjectPublicKeyInfo, DER and PEM.
+    pub fn key_import(data: &[u8]) {
+        let _ = ServicePrivateKey::from_pkcs8_der(data);
+        if let Ok(k) = ServicePublicKey::from_spki_der(data) {
+            assert_eq!(k.to_spki_der(), data, "accepted SPKI is not canonical");
+        }
+        let _ = SigningKey::from_pkcs8_der(data);
+        let _ = VerifyingKey::from_spki_der(data);
+        if let Ok(s) = core::str::from_utf8(data) {
+            let _ = ServicePrivateKey::from_pkcs8_pem(s);
+            let _ = ServicePublicKey::from_pem(s);
+            let _ = SigningKey::from_pkcs8_pem(s);
+        }
+    }
+}
