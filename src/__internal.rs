@@ -7,6 +7,11 @@ use crate::keys::public::PublicKind;
 use crate::provider::{provider, RSA_MAX_BYTES};
 use crate::{Error, ServicePrivateKey, ServicePublicKey};
 
+/// (private-key operations, AEAD opens) performed by `open` on this thread so far.
+pub fn open_probe_counts() -> (u64, u64) {
+    crate::probe::counts()
+}
+
 /// The name of the compiled crypto provider.
 pub fn provider_name() -> &'static str {
     provider().name()

@@ -18,6 +18,7 @@ mod hex_id;
 mod hpke;
 mod keydoc;
 mod keys;
+mod probe;
 mod provider;
 mod secret;
 pub mod service;

@@ -73,8 +73,19 @@ impl PendingRecovery {
         Ok(request)
     }
 
+    /// Opens the answer without consuming the one-time key: for tests that try many
+    /// answers against one request.
+    #[doc(hidden)]
+    pub fn __open_response(&self, response: &RecoveryResponse) -> Result<RecoverySecret, ClientError> {
+        self.open_ref(response)
+    }
+
     /// Opens the service's answer; consumes the one-time key.
     pub(crate) fn open(self, response: &RecoveryResponse) -> Result<RecoverySecret, ClientError> {
+        self.open_ref(response)
+    }
+
+    fn open_ref(&self, response: &RecoveryResponse) -> Result<RecoverySecret, ClientError> {
         let hash = self.request_hash.ok_or(ClientError::ResponseMismatch)?;
         if response.envelope_id() != self.envelope.envelope_id() {
             return Err(ClientError::ResponseMismatch);

@@ -95,6 +95,9 @@ pub enum ServiceError {
     RegistrationConflict,
     /// A backing store failed.
     Unavailable(StorageFailure),
+    /// This build cannot open the envelope's suite (an RSA envelope without the
+    /// `aws-lc` feature): deploy the service with that feature.
+    Unsupported,
     /// A cryptographic primitive failed unexpectedly.
     Crypto,
 }
@@ -125,6 +128,7 @@ impl ServiceError {
             ServiceError::RateLimited { .. } => "rate-limited",
             ServiceError::RegistrationConflict => "registration-conflict",
             ServiceError::Unavailable(_) => "unavailable",
+            ServiceError::Unsupported => "unsupported-suite",
             ServiceError::Crypto => "crypto-failure",
         }
     }

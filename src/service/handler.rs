@@ -356,9 +356,10 @@ impl RecoveryService {
             if let Some((scope, retry_after)) = self.rate.check(&rate_keys, now)? {
                 return Err(ServiceError::RateLimited { scope, retry_after });
             }
-            let secret = key
-                .open(envelope, binding)
-                .map_err(|_| ServiceError::OpenFailed)?;
+            let secret = key.open(envelope, binding).map_err(|e| match e {
+                crate::Error::Unsupported(_) => ServiceError::Unsupported,
+                _ => ServiceError::OpenFailed,
+            })?;
             seal_response(request, secret.expose_secret())?
         };
 

@@ -54,6 +54,15 @@ impl World {
     }
 
     pub fn with_rates(rates: RatePolicy) -> Self {
+        Self::build(rates, ServicePrivateKey::generate_p256().unwrap())
+    }
+
+    /// A world whose tenant key is `tenant_key` (of either suite).
+    pub fn with_tenant_key(tenant_key: ServicePrivateKey) -> Self {
+        Self::build(RatePolicy::default(), tenant_key)
+    }
+
+    fn build(rates: RatePolicy, tenant_key: ServicePrivateKey) -> Self {
         let clock = Arc::new(ManualClock::new(T0));
         let audit = Arc::new(MemoryAuditSink::new());
         let replay = Arc::new(MemoryReplayCache::new());
@@ -76,7 +85,7 @@ impl World {
         .clock(clock.clone())
         .build();
         service
-            .add_current_key("contoso", ServicePrivateKey::generate_p256().unwrap())
+            .add_current_key("contoso", tenant_key)
             .unwrap();
         let keys = service.key_document("contoso").unwrap();
         let trust = ServiceTrust {

@@ -1,0 +1,132 @@
+//! dudect-style timing tests (Reparaz, Balasch, Verbauwhede 2016) of the service open
+//! path: for each pair of input classes, Welch's t-test on cropped runtime distributions.
+//! |t| above about 5 suggests a leak; CI fails only above 10 (the machine is shared and
+//! noisy). Classes per suite and provider:
+//! - hpke_tag:      valid envelope  vs  one flipped tag bit
+//! - hpke_binding:  right binding   vs  wrong binding (one character of the device id)
+//! - rsa_padding:   valid envelope  vs  a wrap whose OAEP padding is invalid (aws-lc only:
+//!   the default provider has no RSA decryption)
+//!
+//! Short pass (CI): `cargo bench --bench timing`; samples per test with
+//! `DUDECT_SAMPLES` (default 20000). Long run: `DUDECT_SAMPLES=1000000 cargo bench
+//! --features aws-lc --bench timing`, or continuously:
+//! `cargo bench --features aws-lc --bench timing -- --continuous hpke_tag`.
+
+use std::sync::OnceLock;
+
+use dudect_bencher::ctbench::{run_benches_console, BenchMetadata, BenchName, BenchOpts};
+use dudect_bencher::rand::RngExt;
+use dudect_bencher::{BenchRng, Class, CtRunner};
+use pin_recovery::{Binding, Envelope, RecoverySecret, ServicePrivateKey};
+
+struct Fixture {
+    p256: ServicePrivateKey,
+    rsa: ServicePrivateKey,
+    binding: Binding,
+    wrong: Binding,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let load = |name: &str| {
+            let path = format!("{}/test-vectors/keys/{name}", env!("CARGO_MANIFEST_DIR"));
+            ServicePrivateKey::from_pkcs8_pem(&std::fs::read_to_string(path).unwrap()).unwrap()
+        };
+        Fixture {
+            p256: load("p256-service.pem"),
+            rsa: load("rsa2048-service.pem"),
+            binding: Binding::new("contoso", "alice@contoso.example", "LAPTOP-7F3K").unwrap(),
+            wrong: Binding::new("contoso", "alice@contoso.example", "LAPTOP-7F3L").unwrap(),
+        }
+    })
+}
+
+fn samples() -> usize {
+    std::env::var("DUDECT_SAMPLES").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000)
+}
+
+/// A pool of distinct envelopes, so that no class is a single cached input.
+fn pool(key: &ServicePrivateKey, binding: &Binding, n: usize) -> Vec<Envelope> {
+    (0..n).map(|_| key.public_key().seal(&RecoverySecret::generate().unwrap(), binding).unwrap()).collect()
+}
+
+fn flip_last(env: &Envelope) -> Envelope {
+    let mut b = env.to_bytes();
+    let last = b.len() - 1;
+    b[last] ^= 1;
+    Envelope::from_bytes(&b).unwrap()
+}
+
+/// Runs `open` on Left/Right inputs in random order.
+fn run(runner: &mut CtRunner, rng: &mut BenchRng, left: &[(Envelope, &Binding)], right: &[(Envelope, &Binding)], key: &ServicePrivateKey) {
+    for i in 0..samples() {
+        let (class, (env, binding)) = if rng.random::<bool>() {
+            (Class::Left, &left[i % left.len()])
+        } else {
+            (Class::Right, &right[i % right.len()])
+        };
+        runner.run_one(class, || key.open(env, binding).is_ok());
+    }
+}
+
+fn hpke_tag(runner: &mut CtRunner, rng: &mut BenchRng) {
+    let f = fixture();
+    let valid = pool(&f.p256, &f.binding, 64);
+    let left: Vec<_> = valid.iter().map(|e| (e.clone(), &f.binding)).collect();
+    let right: Vec<_> = valid.iter().map(|e| (flip_last(e), &f.binding)).collect();
+    run(runner, rng, &left, &right, &f.p256);
+}
+
+fn hpke_binding(runner: &mut CtRunner, rng: &mut BenchRng) {
+    let f = fixture();
+    let valid = pool(&f.p256, &f.binding, 64);
+    let left: Vec<_> = valid.iter().map(|e| (e.clone(), &f.binding)).collect();
+    let right: Vec<_> = valid.iter().map(|e| (e.clone(), &f.wrong)).collect();
+    run(runner, rng, &left, &right, &f.p256);
+}
+
+/// A wrap whose RSA decryption succeeds but whose OAEP padding is invalid: a flipped byte
+/// in the ciphertext decrypts to an unrelated integer.
+fn bad_padding(env: &Envelope) -> Envelope {
+    let mut b = env.to_bytes();
+    let wrap_at = b.len() - 2 - 48 - 256;
+    b[wrap_at + 100] ^= 0x40;
+    Envelope::from_bytes(&b).unwrap()
+}
+
+fn rsa_padding(runner: &mut CtRunner, rng: &mut BenchRng) {
+    let f = fixture();
+    let probe = f.rsa.public_key().seal(&RecoverySecret::generate().unwrap(), &f.binding).unwrap();
+    if f.rsa.open(&probe, &f.binding).is_err() {
+        // Default provider: no RSA decryption to time. Measure nothing, report t = 0.
+        for i in 0..100 {
+            runner.run_one(if i % 2 == 0 { Class::Left } else { Class::Right }, || 0u8);
+        }
+        return;
+    }
+    let valid = pool(&f.rsa, &f.binding, 64);
+    let left: Vec<_> = valid.iter().map(|e| (e.clone(), &f.binding)).collect();
+    let right: Vec<_> = valid.iter().map(|e| (bad_padding(e), &f.binding)).collect();
+    run(runner, rng, &left, &right, &f.rsa);
+}
+
+fn main() {
+    // Ignore the flags cargo passes to bench binaries (`--bench`); accept
+    // `--continuous NAME` and `--filter NAME`.
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let continuous = value("--continuous");
+    let opts = BenchOpts {
+        continuous: continuous.is_some(),
+        filter: continuous.or_else(|| value("--filter")),
+        file_out: None,
+    };
+    println!("provider: {}, samples per test: {}", pin_recovery::__internal::provider_name(), samples());
+    let benches = vec![
+        BenchMetadata { name: BenchName("hpke_binding"), seed: None, benchfn: hpke_binding },
+        BenchMetadata { name: BenchName("hpke_tag"), seed: None, benchfn: hpke_tag },
+        BenchMetadata { name: BenchName("rsa_padding"), seed: None, benchfn: rsa_padding },
+    ];
+    run_benches_console(opts, benches).unwrap();
+}
