@@ -163,14 +163,18 @@ pub mod fuzz {
     use crate::client::__decode_state;
     use crate::service::{RecoveryService, RequestContext};
     use crate::{
-        Binding, Envelope, EnvelopeRegistration, RecoveryRequest, RecoveryResponse, ServicePrivateKey,
-        ServicePublicKey, SignedKeyDocument, SigningKey, VerifyingKey,
+        Binding, Envelope, EnvelopeRegistration, RecoveryRequest, RecoveryResponse,
+        ServicePrivateKey, ServicePublicKey, SignedKeyDocument, SigningKey, VerifyingKey,
     };
 
     /// Binary envelopes: accepted input re-encodes byte for byte, in both forms.
     pub fn envelope_binary(data: &[u8]) {
         if let Ok(e) = Envelope::from_bytes(data) {
-            assert_eq!(e.as_bytes(), data, "accepted envelope re-encodes differently");
+            assert_eq!(
+                e.as_bytes(),
+                data,
+                "accepted envelope re-encodes differently"
+            );
             assert_eq!(Envelope::from_text(&e.to_text()).ok().as_ref(), Some(&e));
         }
     }
@@ -205,10 +209,18 @@ pub mod fuzz {
     /// Recovery responses and envelope registrations.
     pub fn response_json(data: &[u8]) {
         if let Ok(r) = RecoveryResponse::from_json(data) {
-            assert_eq!(r.to_json(), data, "accepted response re-encodes differently");
+            assert_eq!(
+                r.to_json(),
+                data,
+                "accepted response re-encodes differently"
+            );
         }
         if let Ok(r) = EnvelopeRegistration::from_json(data) {
-            assert_eq!(r.to_json(), data, "accepted registration re-encodes differently");
+            assert_eq!(
+                r.to_json(),
+                data,
+                "accepted registration re-encodes differently"
+            );
         }
     }
 
@@ -222,7 +234,10 @@ pub mod fuzz {
     /// Stored containers: accepted state re-encodes byte for byte.
     pub fn container_state(data: &[u8]) {
         if let Ok(again) = __decode_state(data) {
-            assert_eq!(again, data, "accepted container state re-encodes differently");
+            assert_eq!(
+                again, data,
+                "accepted container state re-encodes differently"
+            );
         }
     }
 

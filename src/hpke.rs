@@ -99,13 +99,22 @@ pub(crate) enum Ephemeral<'a> {
 struct Context {
     key: Secret32,
     base_nonce: [u8; NONCE_LEN],
-    exporter_secret: Secret32,
+    /// The key schedule's `secret` and context, kept so that the exporter secret is
+    /// derived only if something is exported (single-shot envelopes never do).
+    secret: Secret32,
+    key_schedule_context: [u8; 65],
     seq: u64,
+}
+
+/// `psk_id_hash` for base mode (an empty `psk_id`): the same for every context.
+fn psk_id_hash(p: &dyn CryptoProvider) -> [u8; 32] {
+    static HASH: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    *HASH.get_or_init(|| *labeled_extract(p, b"", HPKE_SUITE_ID, b"psk_id_hash", b""))
 }
 
 impl Context {
     fn new(p: &dyn CryptoProvider, shared_secret: &[u8; 32], info: &[u8]) -> Result<Self, Failure> {
-        let psk_id_hash = labeled_extract(p, b"", HPKE_SUITE_ID, b"psk_id_hash", b"");
+        let psk_id_hash = psk_id_hash(p);
         let info_hash = labeled_extract(p, b"", HPKE_SUITE_ID, b"info_hash", info);
         let mut ksc = [0u8; 65];
         ksc[0] = MODE_BASE;
@@ -114,7 +123,6 @@ impl Context {
         let secret = labeled_extract(p, shared_secret, HPKE_SUITE_ID, b"secret", b"");
         let mut key = Zeroizing::new([0u8; 32]);
         let mut base_nonce = [0u8; NONCE_LEN];
-        let mut exporter_secret = Zeroizing::new([0u8; 32]);
         labeled_expand(p, &secret, HPKE_SUITE_ID, b"key", &ksc, &mut key[..])?;
         labeled_expand(
             p,
@@ -124,18 +132,11 @@ impl Context {
             &ksc,
             &mut base_nonce,
         )?;
-        labeled_expand(
-            p,
-            &secret,
-            HPKE_SUITE_ID,
-            b"exp",
-            &ksc,
-            &mut exporter_secret[..],
-        )?;
         Ok(Context {
             key,
             base_nonce,
-            exporter_secret,
+            secret,
+            key_schedule_context: ksc,
             seq: 0,
         })
     }
@@ -160,9 +161,19 @@ impl Context {
         exporter_context: &[u8],
         out: &mut [u8],
     ) -> Result<(), Failure> {
+        let mut exporter_secret = Zeroizing::new([0u8; 32]);
+        let ksc = &self.key_schedule_context;
         labeled_expand(
             p,
-            &self.exporter_secret,
+            &self.secret,
+            HPKE_SUITE_ID,
+            b"exp",
+            ksc,
+            &mut exporter_secret[..],
+        )?;
+        labeled_expand(
+            p,
+            &exporter_secret,
             HPKE_SUITE_ID,
             b"sec",
             exporter_context,

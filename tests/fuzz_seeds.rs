@@ -9,12 +9,14 @@ use std::path::Path;
 use common::{read_json, unhex, vectors_dir};
 use pin_recovery::client::{Container, ContainerStore, MemoryStore, Pin, ServiceTrust};
 use pin_recovery::{
-    Binding, KeyDocument, KeyDocumentSigner, PublishedKey, PublishedStatus, RecoveryRequest, ServicePrivateKey,
-    SigningKey,
+    Binding, KeyDocument, KeyDocumentSigner, PublishedKey, PublishedStatus, RecoveryRequest,
+    ServicePrivateKey, SigningKey,
 };
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
 }
@@ -38,13 +40,30 @@ fn write_fuzz_seeds() {
             }
         }
     }
-    for name in ["p256-service.pem", "rsa2048-service.pem", "p384-refused.pem", "ed25519-refused.pem"] {
+    for name in [
+        "p256-service.pem",
+        "rsa2048-service.pem",
+        "p384-refused.pem",
+        "ed25519-refused.pem",
+    ] {
         let p = pem(name);
-        write("key_import", &format!("{name}"), p.as_bytes());
+        write("key_import", name, p.as_bytes());
         if let Ok(k) = ServicePrivateKey::from_pkcs8_pem(&p) {
-            write("key_import", &format!("{name}.der"), &k.to_pkcs8_der().unwrap());
-            write("key_import", &format!("{name}.spki"), k.public_key().to_spki_der());
-            write("key_import", &format!("{name}.pub"), k.public_key().to_pem().as_bytes());
+            write(
+                "key_import",
+                &format!("{name}.der"),
+                &k.to_pkcs8_der().unwrap(),
+            );
+            write(
+                "key_import",
+                &format!("{name}.spki"),
+                k.public_key().to_spki_der(),
+            );
+            write(
+                "key_import",
+                &format!("{name}.pub"),
+                k.public_key().to_pem().as_bytes(),
+            );
         }
     }
 
@@ -52,7 +71,8 @@ fn write_fuzz_seeds() {
     // p256-other.
     let tenant_key = ServicePrivateKey::from_pkcs8_pem(&pem("p256-service.pem")).unwrap();
     let other = SigningKey::from_pkcs8_pem(&pem("p256-other.pem")).unwrap();
-    let signer = KeyDocumentSigner::new(SigningKey::from_pkcs8_pem(&pem("p256-other.pem")).unwrap());
+    let signer =
+        KeyDocumentSigner::new(SigningKey::from_pkcs8_pem(&pem("p256-other.pem")).unwrap());
     let keys = signer
         .sign(&KeyDocument {
             issuer: "svc".into(),
@@ -60,7 +80,10 @@ fn write_fuzz_seeds() {
             serial: 1,
             issued_at: 1_789_990_000,
             expires_at: 1_790_090_000,
-            keys: vec![PublishedKey { key: tenant_key.public_key().clone(), status: PublishedStatus::Current }],
+            keys: vec![PublishedKey {
+                key: tenant_key.public_key().clone(),
+                status: PublishedStatus::Current,
+            }],
         })
         .unwrap();
     write("key_document", "valid", keys.as_str().as_bytes());
@@ -71,11 +94,17 @@ fn write_fuzz_seeds() {
     let c = Container::with_clock(
         store.clone(),
         common::world::test_policy(true),
-        Some(ServiceTrust { signing_key: *other.verifying_key() }),
+        Some(ServiceTrust {
+            signing_key: *other.verifying_key(),
+        }),
         clock,
     );
     c.enrol(&binding, &Pin::new("482913"), Some(&keys)).unwrap();
-    write("container_state", "recoverable", &store.load().unwrap().unwrap());
+    write(
+        "container_state",
+        "recoverable",
+        &store.load().unwrap().unwrap(),
+    );
     let plain = MemoryStore::new();
     let c2 = Container::new(plain.clone(), common::world::test_policy(false), None);
     c2.enrol(&binding, &Pin::new("482913"), None).unwrap();
@@ -83,18 +112,34 @@ fn write_fuzz_seeds() {
 
     let reg = c.pending_registration(&other).unwrap().unwrap();
     write("response_json", "registration", &reg.to_json());
-    let fuzz_binding = Binding::new("contoso.example", "alice@contoso.example", "LAPTOP-7F3K").unwrap();
-    let env = tenant_key.public_key().seal(&pin_recovery::RecoverySecret::generate().unwrap(), &fuzz_binding).unwrap();
+    let fuzz_binding =
+        Binding::new("contoso.example", "alice@contoso.example", "LAPTOP-7F3K").unwrap();
+    let env = tenant_key
+        .public_key()
+        .seal(
+            &pin_recovery::RecoverySecret::generate().unwrap(),
+            &fuzz_binding,
+        )
+        .unwrap();
     let mut pending = pin_recovery::client::PendingRecovery::for_envelope(env).unwrap();
     let idp = pin_recovery::testkit::TestIdentityProvider::new("https://idp.test").unwrap();
-    let assertion = idp.mfa_assertion("svc", &fuzz_binding, pending.mfa_nonce(), 1_790_000_000).unwrap();
+    let assertion = idp
+        .mfa_assertion("svc", &fuzz_binding, pending.mfa_nonce(), 1_790_000_000)
+        .unwrap();
     let request: RecoveryRequest = pending.request(&assertion, &other).unwrap();
-    write("request_json", "signed-by-registered-device", &request.to_json());
+    write(
+        "request_json",
+        "signed-by-registered-device",
+        &request.to_json(),
+    );
 
     // A response: run a tiny service for one release.
     let w = common::world::World::new();
     let (req, _pending) = w.request();
-    let resp = w.service.handle(&req, &common::world::World::ctx()).unwrap();
+    let resp = w
+        .service
+        .handle(&req, &common::world::World::ctx())
+        .unwrap();
     write("response_json", "response", &resp.to_json());
     write("request_json", "other-world", &req.to_json());
 }

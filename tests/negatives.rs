@@ -33,11 +33,17 @@ fn request_negatives(w: &World) -> usize {
     let before = w.snapshot();
     let mut refused = 0;
     for (i, b) in flips(&json) {
-        assert!(w.service.handle_json(&b, &World::ctx()).is_err(), "request bit {i} flipped was accepted");
+        assert!(
+            w.service.handle_json(&b, &World::ctx()).is_err(),
+            "request bit {i} flipped was accepted"
+        );
         refused += 1;
     }
     for n in 0..json.len() {
-        assert!(w.service.handle_json(&json[..n], &World::ctx()).is_err(), "request prefix {n} accepted");
+        assert!(
+            w.service.handle_json(&json[..n], &World::ctx()).is_err(),
+            "request prefix {n} accepted"
+        );
         refused += 1;
     }
     assert_eq!(w.snapshot(), before, "refused requests changed state");
@@ -57,9 +63,15 @@ fn envelope_in_request_negatives(w: &World) -> usize {
         };
         let mut pending = PendingRecovery::for_envelope(flipped.clone()).unwrap();
         let binding = flipped.binding().clone();
-        let a = w.idp.mfa_assertion(AUDIENCE, &binding, pending.mfa_nonce(), w.clock.now()).unwrap();
+        let a = w
+            .idp
+            .mfa_assertion(AUDIENCE, &binding, pending.mfa_nonce(), w.clock.now())
+            .unwrap();
         let req = pending.request(&a, &w.device_key).unwrap();
-        assert!(w.service.handle(&req, &World::ctx()).is_err(), "envelope bit {i} flipped was released");
+        assert!(
+            w.service.handle(&req, &World::ctx()).is_err(),
+            "envelope bit {i} flipped was released"
+        );
         refused += 1;
     }
     assert_eq!(w.snapshot(), before, "refused envelopes changed state");
@@ -80,7 +92,10 @@ fn response_negatives(w: &World) -> usize {
     let mut refused = 0;
     for (i, b) in flips(&json) {
         if let Ok(r) = RecoveryResponse::from_json(&b) {
-            assert!(pending.__open_response(&r).is_err(), "response bit {i} flipped opened");
+            assert!(
+                pending.__open_response(&r).is_err(),
+                "response bit {i} flipped opened"
+            );
         }
         refused += 1;
     }
@@ -91,7 +106,10 @@ fn response_negatives(w: &World) -> usize {
     // And through the container, for a sample: nothing is stored.
     let r = RecoveryResponse::from_json(&flips(&json).nth(json.len() * 4).unwrap().1);
     if let Ok(r) = r {
-        assert!(w.container.complete_recovery(pending, &r, &pin("730145"), &w.keys).is_err());
+        assert!(w
+            .container
+            .complete_recovery(pending, &r, &pin("730145"), &w.keys)
+            .is_err());
     }
     assert_eq!(w.snapshot(), before, "refused responses changed state");
     refused
@@ -103,7 +121,9 @@ fn hpke_request_envelope_and_response_flips_and_truncations_are_rejected() {
     let r = request_negatives(&w);
     let e = envelope_in_request_negatives(&w);
     let s = response_negatives(&w);
-    println!("hpke-p256: {r} request, {e} envelope, {s} response mutations refused; state unchanged");
+    println!(
+        "hpke-p256: {r} request, {e} envelope, {s} response mutations refused; state unchanged"
+    );
     assert!(s > 0);
 }
 
@@ -130,8 +150,16 @@ fn check_order_wrong_suite_key_or_length_never_reaches_the_crypto() {
 
     let env = p256.public_key().seal(&secret(), &binding).unwrap();
     let start = open_probe_counts();
-    assert_eq!(other.open(&env, &binding), Err(Error::OpenFailed), "wrong key id");
-    assert_eq!(rsa2048.open(&env, &binding), Err(Error::OpenFailed), "wrong suite");
+    assert_eq!(
+        other.open(&env, &binding),
+        Err(Error::OpenFailed),
+        "wrong key id"
+    );
+    assert_eq!(
+        rsa2048.open(&env, &binding),
+        Err(Error::OpenFailed),
+        "wrong suite"
+    );
     assert_eq!(open_probe_counts(), start, "refused before any crypto");
 
     // An RSA envelope naming the 2048-bit key but carrying a 3072-bit wrap: the length
@@ -142,8 +170,15 @@ fn check_order_wrong_suite_key_or_length_never_reaches_the_crypto() {
     let relabelled = Envelope::from_bytes(&bytes).unwrap();
     let start = open_probe_counts();
     let refused = rsa2048.open(&relabelled, &binding);
-    assert!(matches!(refused, Err(Error::OpenFailed) | Err(Error::Unsupported(_))));
-    assert_eq!(open_probe_counts(), start, "wrong-length wrap never reaches RSA or the AEAD");
+    assert!(matches!(
+        refused,
+        Err(Error::OpenFailed) | Err(Error::Unsupported(_))
+    ));
+    assert_eq!(
+        open_probe_counts(),
+        start,
+        "wrong-length wrap never reaches RSA or the AEAD"
+    );
 
     // A valid envelope reaches each exactly once; a wrong binding also goes all the way
     // (so that it costs the same time) and still fails.

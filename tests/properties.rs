@@ -30,7 +30,15 @@ fn id() -> impl Strategy<Value = String> {
 }
 
 fn parts() -> impl Strategy<Value = Parts> {
-    (any::<bool>(), any::<[u8; 16]>(), any::<[u8; 16]>(), [id(), id(), id()], any::<u64>(), 0..3usize, any::<u64>())
+    (
+        any::<bool>(),
+        any::<[u8; 16]>(),
+        any::<[u8; 16]>(),
+        [id(), id(), id()],
+        any::<u64>(),
+        0..3usize,
+        any::<u64>(),
+    )
         .prop_map(|(rsa, key_id, envelope_id, ids, created_at, size, fill)| {
             let enc_len = if rsa { [256, 384, 512][size] } else { 65 };
             let byte = |i: usize| (fill.rotate_left(i as u32 % 64) as u8) ^ (i as u8);
@@ -200,17 +208,31 @@ proptest! {
 fn container_states_round_trip_and_accepted_mutations_reencode() {
     let w = common::world::World::new();
     let mut states = vec![w.store.load().unwrap().unwrap()];
-    w.container.change_pin(&common::world::pin(common::world::PIN), &common::world::pin("111222")).unwrap();
+    w.container
+        .change_pin(
+            &common::world::pin(common::world::PIN),
+            &common::world::pin("111222"),
+        )
+        .unwrap();
     states.push(w.store.load().unwrap().unwrap());
-    let _ = w.container.sign_in(&common::world::pin("000000"), b"c", None);
+    let _ = w
+        .container
+        .sign_in(&common::world::pin("000000"), b"c", None);
     states.push(w.store.load().unwrap().unwrap());
     for s in &states {
         assert_eq!(&pin_recovery::client::__decode_state(s).unwrap(), s);
     }
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 2048, ..ProptestConfig::default() });
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 2048,
+        ..ProptestConfig::default()
+    });
     runner
         .run(
-            &(0..states.len(), prop::collection::vec((any::<usize>(), any::<u8>()), 0..3), prop::option::of(any::<usize>())),
+            &(
+                0..states.len(),
+                prop::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+                prop::option::of(any::<usize>()),
+            ),
             |(i, edits, cut)| {
                 let b = mutate(states[i].clone(), &edits, cut, &[]);
                 if let Ok(again) = pin_recovery::client::__decode_state(&b) {

@@ -76,7 +76,10 @@ impl PendingRecovery {
     /// Opens the answer without consuming the one-time key: for tests that try many
     /// answers against one request.
     #[doc(hidden)]
-    pub fn __open_response(&self, response: &RecoveryResponse) -> Result<RecoverySecret, ClientError> {
+    pub fn __open_response(
+        &self,
+        response: &RecoveryResponse,
+    ) -> Result<RecoverySecret, ClientError> {
         self.open_ref(response)
     }
 

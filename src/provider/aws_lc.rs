@@ -125,7 +125,9 @@ impl CryptoProvider for AwsLc {
     }
 
     fn p256_agreement_generate(&self) -> Result<Box<dyn P256Agreement>, Failure> {
-        AwsLcP256::boxed(agreement::PrivateKey::generate(&agreement::ECDH_P256).map_err(|_| Failure)?)
+        AwsLcP256::boxed(
+            agreement::PrivateKey::generate(&agreement::ECDH_P256).map_err(|_| Failure)?,
+        )
     }
 
     fn ecdsa_p256_verify(

@@ -2,7 +2,8 @@
 //! database: the replay cache, the device registry and the rate limiter, each with an
 //! in-memory implementation that is safe under concurrent use.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Mutex;
 
 use super::error::{RateScope, StorageFailure};
@@ -41,10 +42,33 @@ pub trait ReplayCache: Send + Sync {
     fn unspend(&self, issuer: &str, jti: &str) -> Result<(), StorageFailure>;
 }
 
-/// An in-memory [`ReplayCache`]. Expired entries are dropped as new ones arrive, so its
-/// size is bounded by the assertions accepted within one assertion lifetime.
+/// An in-memory [`ReplayCache`]. Expired entries are dropped as new ones arrive
+/// (amortised O(log n), oldest first), so its size is bounded by the assertions accepted
+/// within one assertion lifetime.
 #[derive(Default)]
-pub struct MemoryReplayCache(Mutex<HashMap<(String, String), u64>>);
+pub struct MemoryReplayCache(Mutex<SpentIds>);
+
+#[derive(Default)]
+struct SpentIds {
+    by_id: HashMap<(String, String), u64>,
+    by_expiry: BinaryHeap<Reverse<(u64, (String, String))>>,
+}
+
+impl SpentIds {
+    fn forget_expired(&mut self, now: u64) {
+        while let Some(Reverse((exp, _))) = self.by_expiry.peek() {
+            if *exp > now {
+                break;
+            }
+            if let Some(Reverse((exp, id))) = self.by_expiry.pop() {
+                // An id unspent (or spent again) since has another entry, or none: keep it.
+                if self.by_id.get(&id) == Some(&exp) {
+                    self.by_id.remove(&id);
+                }
+            }
+        }
+    }
+}
 
 impl MemoryReplayCache {
     /// An empty cache.
@@ -54,7 +78,7 @@ impl MemoryReplayCache {
 
     /// How many ids it holds.
     pub fn len(&self) -> usize {
-        self.0.lock().map(|m| m.len()).unwrap_or(0)
+        self.0.lock().map(|m| m.by_id.len()).unwrap_or(0)
     }
 
     /// Whether it holds no ids.
@@ -65,8 +89,10 @@ impl MemoryReplayCache {
 
 impl ReplayCache for MemoryReplayCache {
     fn is_spent(&self, issuer: &str, jti: &str) -> Result<bool, StorageFailure> {
-        let map = self.0.lock().map_err(poisoned)?;
-        Ok(map.contains_key(&(issuer.to_owned(), jti.to_owned())))
+        let spent = self.0.lock().map_err(poisoned)?;
+        Ok(spent
+            .by_id
+            .contains_key(&(issuer.to_owned(), jti.to_owned())))
     }
 
     fn spend(
@@ -76,19 +102,20 @@ impl ReplayCache for MemoryReplayCache {
         expires_at: u64,
         now: u64,
     ) -> Result<bool, StorageFailure> {
-        let mut map = self.0.lock().map_err(poisoned)?;
-        map.retain(|_, exp| *exp > now);
-        let key = (issuer.to_owned(), jti.to_owned());
-        if map.contains_key(&key) {
+        let mut spent = self.0.lock().map_err(poisoned)?;
+        spent.forget_expired(now);
+        let id = (issuer.to_owned(), jti.to_owned());
+        if spent.by_id.contains_key(&id) {
             return Ok(false);
         }
-        map.insert(key, expires_at);
+        spent.by_id.insert(id.clone(), expires_at);
+        spent.by_expiry.push(Reverse((expires_at, id)));
         Ok(true)
     }
 
     fn unspend(&self, issuer: &str, jti: &str) -> Result<(), StorageFailure> {
-        let mut map = self.0.lock().map_err(poisoned)?;
-        map.remove(&(issuer.to_owned(), jti.to_owned()));
+        let mut spent = self.0.lock().map_err(poisoned)?;
+        spent.by_id.remove(&(issuer.to_owned(), jti.to_owned()));
         Ok(())
     }
 }
@@ -288,25 +315,30 @@ impl MemoryRateLimiter {
         }
     }
 
+    /// Drops releases that left the window (each log is in time order, so from the
+    /// front), then says which key, if any, refuses another release now.
     fn refusal(
         &self,
-        log: &HashMap<RateKey, VecDeque<u64>>,
+        log: &mut HashMap<RateKey, VecDeque<u64>>,
         keys: &[RateKey],
         now: u64,
     ) -> Option<(RateScope, u64)> {
         keys.iter().find_map(|k| {
             let limit = self.limit(k.scope);
             let max = limit.max as usize;
-            let recent: Vec<u64> = log
-                .get(k)
-                .map(|times| {
-                    times
-                        .iter()
-                        .copied()
-                        .filter(|t| t.saturating_add(limit.window) > now)
-                        .collect()
-                })
-                .unwrap_or_default();
+            let empty = VecDeque::new();
+            let recent = match log.get_mut(k) {
+                Some(times) => {
+                    while times
+                        .front()
+                        .is_some_and(|t| t.saturating_add(limit.window) <= now)
+                    {
+                        times.pop_front();
+                    }
+                    &*times
+                }
+                None => &empty,
+            };
             if recent.len() < max {
                 return None;
             }
@@ -331,8 +363,8 @@ impl RateLimiter for MemoryRateLimiter {
         keys: &[RateKey],
         now: u64,
     ) -> Result<Option<(RateScope, u64)>, StorageFailure> {
-        let log = self.log.lock().map_err(poisoned)?;
-        Ok(self.refusal(&log, keys, now))
+        let mut log = self.log.lock().map_err(poisoned)?;
+        Ok(self.refusal(&mut log, keys, now))
     }
 
     fn acquire(
@@ -341,14 +373,11 @@ impl RateLimiter for MemoryRateLimiter {
         now: u64,
     ) -> Result<Option<(RateScope, u64)>, StorageFailure> {
         let mut log = self.log.lock().map_err(poisoned)?;
-        if let Some(refused) = self.refusal(&log, keys, now) {
+        if let Some(refused) = self.refusal(&mut log, keys, now) {
             return Ok(Some(refused));
         }
         for k in keys {
-            let window = self.limit(k.scope).window;
-            let times = log.entry(k.clone()).or_default();
-            times.retain(|t| t.saturating_add(window) > now);
-            times.push_back(now);
+            log.entry(k.clone()).or_default().push_back(now);
         }
         Ok(None)
     }

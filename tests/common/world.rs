@@ -84,9 +84,7 @@ impl World {
         .rate_limiter(rate.clone())
         .clock(clock.clone())
         .build();
-        service
-            .add_current_key("contoso", tenant_key)
-            .unwrap();
+        service.add_current_key("contoso", tenant_key).unwrap();
         let keys = service.key_document("contoso").unwrap();
         let trust = ServiceTrust {
             signing_key: *service.signing_key(),
