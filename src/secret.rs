@@ -105,3 +105,17 @@ mod tests {
         );
     }
 }
+
+/// Every secret-bearing public type: no `Clone`, no `Serialize`, no `Display`.
+#[cfg(test)]
+mod secret_types {
+    use static_assertions::assert_not_impl_any;
+
+    use crate::client::{PendingRecovery, Pin};
+    use crate::{ServicePrivateKey, SigningKey};
+
+    assert_not_impl_any!(ServicePrivateKey: Clone, serde::Serialize, core::fmt::Display);
+    assert_not_impl_any!(SigningKey: Clone, serde::Serialize, core::fmt::Display);
+    assert_not_impl_any!(Pin: Clone, serde::Serialize, core::fmt::Display);
+    assert_not_impl_any!(PendingRecovery: Clone, serde::Serialize, core::fmt::Display);
+}

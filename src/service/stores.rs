@@ -382,3 +382,62 @@ impl RateLimiter for MemoryRateLimiter {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_cache_spends_once_and_forgets_after_expiry() {
+        let c = MemoryReplayCache::new();
+        assert!(c.spend("i", "a", 100, 0).unwrap());
+        assert!(!c.spend("i", "a", 100, 50).unwrap());
+        assert!(c.is_spent("i", "a").unwrap());
+        assert!(c.spend("j", "a", 100, 50).unwrap(), "ids are per issuer");
+        c.unspend("j", "a").unwrap();
+        assert!(!c.is_spent("j", "a").unwrap());
+        // Expired entries go when later ones arrive.
+        assert!(c.spend("i", "b", 300, 200).unwrap());
+        assert!(!c.is_spent("i", "a").unwrap());
+        assert_eq!(c.len(), 1);
+        // An id unspent and spent again keeps its newer expiry.
+        c.unspend("i", "b").unwrap();
+        assert!(c.spend("i", "b", 500, 200).unwrap());
+        assert!(c.spend("i", "c", 600, 400).unwrap());
+        assert!(c.is_spent("i", "b").unwrap());
+    }
+
+    #[test]
+    fn rate_limiter_windows_and_waits() {
+        let key = |scope, id: &str| RateKey {
+            scope,
+            tenant: "t".into(),
+            id: id.into(),
+        };
+        let keys = [key(RateScope::User, "u"), key(RateScope::Device, "d")];
+        let r = MemoryRateLimiter::new(RatePolicy {
+            per_user: RateLimit {
+                max: 2,
+                window: 100,
+            },
+            per_device: RateLimit {
+                max: 3,
+                window: 100,
+            },
+        });
+        assert_eq!(r.acquire(&keys, 0).unwrap(), None);
+        assert_eq!(r.acquire(&keys, 10).unwrap(), None);
+        assert_eq!(r.check(&keys, 20).unwrap(), Some((RateScope::User, 80)));
+        assert_eq!(r.acquire(&keys, 20).unwrap(), Some((RateScope::User, 80)));
+        assert_eq!(
+            r.check(&keys, 100).unwrap(),
+            None,
+            "the first release left the window"
+        );
+        let zero = MemoryRateLimiter::new(RatePolicy {
+            per_user: RateLimit { max: 0, window: 60 },
+            per_device: RateLimit { max: 1, window: 60 },
+        });
+        assert_eq!(zero.check(&keys, 0).unwrap(), Some((RateScope::User, 60)));
+    }
+}
