@@ -6,25 +6,15 @@
 //!
 //! Results land in `target/criterion/<group>/<name>/<provider>/`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use hpke::{Deserializable, Kem as _, Serializable};
-use pin_recovery::client::{
-    Argon2Profile, Container, ContainerPolicy, MemoryStore, PendingRecovery, Pin, PinPolicy,
-    ServiceTrust,
-};
-use pin_recovery::service::{
-    MfaPolicy, RateLimit, RatePolicy, RecoveryService, RequestContext, ServiceConfig,
-};
-use pin_recovery::testkit::TestIdentityProvider;
+use pin_recovery::client::Pin;
+use pin_recovery::service::{RateLimit, RatePolicy, RequestContext};
 use pin_recovery::{
-    Binding, Clock, Envelope, KeyDocumentSigner, ManualClock, RecoveryRequest, RecoveryResponse,
-    RecoverySecret, ServicePrivateKey, SignedKeyDocument, SigningKey,
+    Binding, Envelope, RecoveryRequest, RecoveryResponse, RecoverySecret, ServicePrivateKey,
 };
-
-const AUDIENCE: &str = "https://recovery.bench";
 
 fn provider() -> &'static str {
     pin_recovery::__internal::provider_name()
@@ -166,113 +156,24 @@ impl hpke::rand_core::RngCore for OsRng09 {
 
 impl hpke::rand_core::CryptoRng for OsRng09 {}
 
-struct Rig {
-    clock: Arc<ManualClock>,
-    service: RecoveryService,
-    idp: TestIdentityProvider,
-    keys: SignedKeyDocument,
-    device: SigningKey,
-    binding: Binding,
-    container: Container<MemoryStore>,
-}
+/// The protocol tests' world (service, identity provider, device, enrolled container),
+/// with rate limits out of the way.
+#[path = "../tests/common/world.rs"]
+#[allow(dead_code)]
+mod world;
 
-impl Rig {
-    fn new(tenant_key: ServicePrivateKey) -> Self {
-        let clock = Arc::new(ManualClock::new(1_790_000_000));
-        let idp = TestIdentityProvider::new("https://idp.bench").unwrap();
-        let unlimited = RateLimit {
-            max: u32::MAX,
-            window: 1,
-        };
-        let service = RecoveryService::builder(
-            ServiceConfig {
-                issuer: AUDIENCE.into(),
-                mfa: MfaPolicy::new(AUDIENCE),
-                key_document_lifetime: 86_400,
-            },
-            KeyDocumentSigner::new(SigningKey::generate().unwrap()),
-            vec![idp.trusted_issuer()],
-            Arc::new(NoAudit),
-        )
-        .rate_limiter(Arc::new(pin_recovery::service::MemoryRateLimiter::new(
-            RatePolicy {
-                per_user: unlimited,
-                per_device: unlimited,
-            },
-        )))
-        .clock(clock.clone())
-        .build();
-        let binding = binding();
-        service
-            .add_current_key(binding.tenant(), tenant_key)
-            .unwrap();
-        let keys = service.key_document(binding.tenant()).unwrap();
-        let device = SigningKey::generate().unwrap();
-        service
-            .register_device(
-                binding.tenant(),
-                binding.device(),
-                binding.user(),
-                *device.verifying_key(),
-            )
-            .unwrap();
-        let policy = ContainerPolicy {
-            recovery_enabled: true,
-            pin: PinPolicy::default(),
-            attempt_limit: 5,
-            argon2: Argon2Profile::INSECURE_TEST_ONLY,
-        };
-        let trust = ServiceTrust {
-            signing_key: *service.signing_key(),
-        };
-        let container =
-            Container::with_clock(MemoryStore::new(), policy, Some(trust), clock.clone());
-        container
-            .enrol(&binding, &Pin::new("482913"), Some(&keys))
-            .unwrap();
-        let rig = Rig {
-            clock,
-            service,
-            idp,
-            keys,
-            device,
-            binding,
-            container,
-        };
-        rig.register();
-        rig
-    }
-
-    fn register(&self) {
-        if let Some(reg) = self.container.pending_registration(&self.device).unwrap() {
-            self.service
-                .register_envelope(&reg, &RequestContext::default())
-                .unwrap();
-            self.container
-                .confirm_registration(reg.envelope().envelope_id())
-                .unwrap();
-        }
-    }
-
-    fn request(&self) -> (RecoveryRequest, PendingRecovery) {
-        let mut pending = self.container.begin_recovery().unwrap();
-        let a = self
-            .idp
-            .mfa_assertion(
-                AUDIENCE,
-                &self.binding,
-                pending.mfa_nonce(),
-                self.clock.now(),
-            )
-            .unwrap();
-        (pending.request(&a, &self.device).unwrap(), pending)
-    }
-}
-
-struct NoAudit;
-
-impl pin_recovery::service::AuditSink for NoAudit {
-    fn record(&self, _event: &pin_recovery::service::AuditEvent) {}
+fn rig(tenant_key: ServicePrivateKey) -> world::World {
+    let unlimited = RateLimit {
+        max: u32::MAX,
+        window: 1,
+    };
+    world::World::build(
+        RatePolicy {
+            per_user: unlimited,
+            per_device: unlimited,
+        },
+        tenant_key,
+    )
 }
 
 /// The whole service request: JSON decode, device signature, assertion verification,
@@ -286,7 +187,7 @@ fn service_request(c: &mut Criterion) {
         if name.starts_with("rsa") && !rsa_opens(&k) {
             continue;
         }
-        let rig = Rig::new(k);
+        let rig = rig(k);
         g.bench_function(BenchmarkId::new(name, provider()), |b| {
             b.iter_batched(
                 || rig.request().0.to_json(),
@@ -305,21 +206,24 @@ fn service_request(c: &mut Criterion) {
 /// The client's reset: open the answer with the one-time key, unwrap the container key,
 /// new PIN protector (test Argon2 profile), new secret sealed to the service, write.
 fn client_reset(c: &mut Criterion) {
-    let rig = Rig::new(key("p256-service.pem"));
-    let pins = ["730145", "482913"];
+    let rig = rig(key("p256-service.pem"));
+    // More PINs than the policy's history, so that cycling through them is allowed.
+    let pins = ["730145", "590216", "364871", "105938", "821604"];
     let mut i = 0usize;
     let mut g = c.benchmark_group("client-reset");
     g.bench_function(BenchmarkId::new("hpke-p256", provider()), |b| {
         b.iter_batched(
             || {
-                rig.register();
+                if rig.container.status().unwrap().registration_pending {
+                    rig.register_pending();
+                }
                 let (req, pending) = rig.request();
                 let resp = rig
                     .service
                     .handle(&req, &RequestContext::default())
                     .unwrap();
                 i += 1;
-                (pending, resp, Pin::new(pins[i % 2]))
+                (pending, resp, Pin::new(pins[i % pins.len()]))
             },
             |(pending, resp, pin)| {
                 rig.container
@@ -334,7 +238,7 @@ fn client_reset(c: &mut Criterion) {
 }
 
 fn parse(c: &mut Criterion) {
-    let rig = Rig::new(key("p256-service.pem"));
+    let rig = rig(key("p256-service.pem"));
     let (req, _) = rig.request();
     let env = req.envelope().clone();
     let (bytes, text, json) = (env.to_bytes(), env.to_text(), req.to_json());

@@ -45,6 +45,21 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(self.array()?))
     }
 
+    /// A structure's 4-byte magic and its version byte, refusing any other.
+    pub(crate) fn magic_and_version(
+        &mut self,
+        magic: [u8; 4],
+        version: u8,
+    ) -> Result<(), DecodeError> {
+        if self.array::<4>()? != magic {
+            return Err(DecodeError::BadMagic);
+        }
+        match self.u8()? {
+            v if v == version => Ok(()),
+            other => Err(DecodeError::UnsupportedVersion(other)),
+        }
+    }
+
     /// A u8-length-prefixed byte string whose length must lie in `min..=max`.
     pub(crate) fn vec8(
         &mut self,

@@ -82,13 +82,7 @@ impl State {
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
-        if r.array::<4>()? != MAGIC {
-            return Err(DecodeError::BadMagic);
-        }
-        let version = r.u8()?;
-        if version != VERSION {
-            return Err(DecodeError::UnsupportedVersion(version));
-        }
+        r.magic_and_version(MAGIC, VERSION)?;
         let identity = Binding::read(&mut r)?;
         let credential_public = r.array()?;
         let payload_nonce = r.array()?;

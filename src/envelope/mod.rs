@@ -73,13 +73,7 @@ impl Envelope {
             });
         }
         let mut r = Reader::new(bytes);
-        if r.array::<4>()? != MAGIC {
-            return Err(DecodeError::BadMagic);
-        }
-        let version = r.u8()?;
-        if version != VERSION {
-            return Err(DecodeError::UnsupportedVersion(version));
-        }
+        r.magic_and_version(MAGIC, VERSION)?;
         let suite_id = r.u16()?;
         let suite = Suite::from_id(suite_id).ok_or(DecodeError::UnknownSuite(suite_id))?;
         let key_id = KeyId::from_bytes(r.array()?);

@@ -122,6 +122,95 @@ pub(crate) fn provider() -> &'static dyn CryptoProvider {
     }
 }
 
+/// The primitives whose API *ring* and aws-lc-rs share (aws-lc-rs mirrors *ring*'s),
+/// written once for both providers: SHA-256, HMAC, HKDF-Expand, AES-256-GCM and ECDSA
+/// P-256 verification. Expands to trait methods inside an `impl CryptoProvider`.
+macro_rules! ring_api_primitives {
+    ($c:ident) => {
+        fn sha256(&self, parts: &[&[u8]]) -> [u8; 32] {
+            let mut ctx = $c::digest::Context::new(&$c::digest::SHA256);
+            for p in parts {
+                ctx.update(p);
+            }
+            let mut out = [0u8; 32];
+            out.copy_from_slice(ctx.finish().as_ref());
+            out
+        }
+
+        fn hmac_sha256(&self, key: &[u8], parts: &[&[u8]]) -> $crate::provider::Secret32 {
+            let key = $c::hmac::Key::new($c::hmac::HMAC_SHA256, key);
+            let mut ctx = $c::hmac::Context::with_key(&key);
+            for p in parts {
+                ctx.update(p);
+            }
+            let mut out = zeroize::Zeroizing::new([0u8; 32]);
+            out.copy_from_slice(ctx.sign().as_ref());
+            out
+        }
+
+        fn hkdf_sha256_expand(
+            &self,
+            prk: &[u8; 32],
+            info: &[&[u8]],
+            out: &mut [u8],
+        ) -> Result<(), Failure> {
+            let prk = $c::hkdf::Prk::new_less_safe($c::hkdf::HKDF_SHA256, prk);
+            let okm = prk
+                .expand(info, $crate::provider::OutLen(out.len()))
+                .map_err(|_| Failure)?;
+            okm.fill(out).map_err(|_| Failure)
+        }
+
+        fn aes256gcm_seal(
+            &self,
+            key: &[u8; 32],
+            nonce: &[u8; 12],
+            aad: &[u8],
+            in_out: &mut Vec<u8>,
+        ) -> Result<(), Failure> {
+            let key =
+                $c::aead::UnboundKey::new(&$c::aead::AES_256_GCM, key).map_err(|_| Failure)?;
+            $c::aead::LessSafeKey::new(key)
+                .seal_in_place_append_tag(
+                    $c::aead::Nonce::assume_unique_for_key(*nonce),
+                    $c::aead::Aad::from(aad),
+                    in_out,
+                )
+                .map_err(|_| Failure)
+        }
+
+        fn aes256gcm_open<'a>(
+            &self,
+            key: &[u8; 32],
+            nonce: &[u8; 12],
+            aad: &[u8],
+            in_out: &'a mut [u8],
+        ) -> Result<&'a mut [u8], Failure> {
+            let key =
+                $c::aead::UnboundKey::new(&$c::aead::AES_256_GCM, key).map_err(|_| Failure)?;
+            $c::aead::LessSafeKey::new(key)
+                .open_in_place(
+                    $c::aead::Nonce::assume_unique_for_key(*nonce),
+                    $c::aead::Aad::from(aad),
+                    in_out,
+                )
+                .map_err(|_| Failure)
+        }
+
+        fn ecdsa_p256_verify(
+            &self,
+            public: &[u8; 65],
+            msg: &[u8],
+            sig: &[u8; 64],
+        ) -> Result<(), Failure> {
+            $c::signature::UnparsedPublicKey::new(&$c::signature::ECDSA_P256_SHA256_FIXED, public)
+                .verify(msg, sig)
+                .map_err(|_| Failure)
+        }
+    };
+}
+pub(crate) use ring_api_primitives;
+
 /// `hkdf::KeyType` for an arbitrary output length (shared by both ring-shaped backends).
 #[derive(Clone, Copy)]
 pub(crate) struct OutLen(pub(crate) usize);

@@ -2,7 +2,7 @@
 //! cannot hold.
 
 use p256::elliptic_curve::sec1::ToEncodedPoint;
-use ring::{aead, agreement, digest, hkdf, hmac, rand, signature};
+use ring::{agreement, hkdf, rand, signature};
 use zeroize::Zeroizing;
 
 use super::{
@@ -17,82 +17,15 @@ impl hkdf::KeyType for OutLen {
     }
 }
 
-fn aead_key(key: &[u8; 32]) -> Result<aead::LessSafeKey, Failure> {
-    let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, key).map_err(|_| Failure)?;
-    Ok(aead::LessSafeKey::new(unbound))
-}
-
 impl CryptoProvider for RingP256 {
+    super::ring_api_primitives!(ring);
+
     fn name(&self) -> &'static str {
         "ring+p256"
     }
 
     fn fill_random(&self, out: &mut [u8]) -> Result<(), Failure> {
         rand::SecureRandom::fill(&rand::SystemRandom::new(), out).map_err(|_| Failure)
-    }
-
-    fn sha256(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut ctx = digest::Context::new(&digest::SHA256);
-        for p in parts {
-            ctx.update(p);
-        }
-        let mut out = [0u8; 32];
-        out.copy_from_slice(ctx.finish().as_ref());
-        out
-    }
-
-    fn hmac_sha256(&self, key: &[u8], parts: &[&[u8]]) -> Secret32 {
-        let key = hmac::Key::new(hmac::HMAC_SHA256, key);
-        let mut ctx = hmac::Context::with_key(&key);
-        for p in parts {
-            ctx.update(p);
-        }
-        let mut out = Zeroizing::new([0u8; 32]);
-        out.copy_from_slice(ctx.sign().as_ref());
-        out
-    }
-
-    fn hkdf_sha256_expand(
-        &self,
-        prk: &[u8; 32],
-        info: &[&[u8]],
-        out: &mut [u8],
-    ) -> Result<(), Failure> {
-        let prk = hkdf::Prk::new_less_safe(hkdf::HKDF_SHA256, prk);
-        let okm = prk.expand(info, OutLen(out.len())).map_err(|_| Failure)?;
-        okm.fill(out).map_err(|_| Failure)
-    }
-
-    fn aes256gcm_seal(
-        &self,
-        key: &[u8; 32],
-        nonce: &[u8; 12],
-        aad: &[u8],
-        in_out: &mut Vec<u8>,
-    ) -> Result<(), Failure> {
-        aead_key(key)?
-            .seal_in_place_append_tag(
-                aead::Nonce::assume_unique_for_key(*nonce),
-                aead::Aad::from(aad),
-                in_out,
-            )
-            .map_err(|_| Failure)
-    }
-
-    fn aes256gcm_open<'a>(
-        &self,
-        key: &[u8; 32],
-        nonce: &[u8; 12],
-        aad: &[u8],
-        in_out: &'a mut [u8],
-    ) -> Result<&'a mut [u8], Failure> {
-        aead_key(key)?
-            .open_in_place(
-                aead::Nonce::assume_unique_for_key(*nonce),
-                aead::Aad::from(aad),
-                in_out,
-            )
-            .map_err(|_| Failure)
     }
 
     fn p256_ephemeral_agree(&self, peer: &[u8; 65]) -> Result<([u8; 65], Secret32), Failure> {
@@ -123,17 +56,6 @@ impl CryptoProvider for RingP256 {
         Ok(Box::new(P256Key::new(p256::SecretKey::random(
             &mut rand_core::OsRng,
         ))))
-    }
-
-    fn ecdsa_p256_verify(
-        &self,
-        public: &[u8; 65],
-        msg: &[u8],
-        sig: &[u8; 64],
-    ) -> Result<(), Failure> {
-        signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, public)
-            .verify(msg, sig)
-            .map_err(|_| Failure)
     }
 
     fn ecdsa_p256_signer(

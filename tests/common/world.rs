@@ -62,7 +62,7 @@ impl World {
         Self::build(RatePolicy::default(), tenant_key)
     }
 
-    fn build(rates: RatePolicy, tenant_key: ServicePrivateKey) -> Self {
+    pub fn build(rates: RatePolicy, tenant_key: ServicePrivateKey) -> Self {
         let clock = Arc::new(ManualClock::new(T0));
         let audit = Arc::new(MemoryAuditSink::new());
         let replay = Arc::new(MemoryReplayCache::new());
