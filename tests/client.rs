@@ -6,14 +6,14 @@ mod common;
 
 use std::sync::Arc;
 
-use common::world::{pin, test_policy, World, PIN, T0};
+use common::world::{pin, single_key_document, test_policy, World, PIN, T0};
 use pin_recovery::client::{
     CharClass, ClientError, Container, ContainerPolicy, ContainerStore, MemoryStore, PinPolicy,
     PinPolicyViolation, ServiceTrust,
 };
 use pin_recovery::{
-    Binding, KeyDocument, KeyDocumentError, KeyDocumentSigner, ManualClock, PublishedKey,
-    PublishedStatus, RecoverySecret, ServicePrivateKey, SignedKeyDocument, SigningKey,
+    Binding, KeyDocumentError, KeyDocumentSigner, ManualClock, RecoverySecret, ServicePrivateKey,
+    SignedKeyDocument, SigningKey,
 };
 
 /// The stored bytes, to compare before and after a refused operation.
@@ -222,22 +222,7 @@ fn property_4_old_secret_no_longer_unlocks() {
     let clock = Arc::new(ManualClock::new(T0));
     let service_key = ServicePrivateKey::generate_p256().unwrap();
     let signer = KeyDocumentSigner::new(SigningKey::generate().unwrap());
-    let doc = |serial| {
-        signer
-            .sign(&KeyDocument {
-                issuer: "svc".into(),
-                tenant: "t".into(),
-                serial,
-                issued_at: T0,
-                expires_at: T0 + 86_400,
-                keys: vec![PublishedKey {
-                    key: service_key.public_key().clone(),
-                    status: PublishedStatus::Current,
-                }],
-            })
-            .unwrap()
-    };
-    let keys = doc(1);
+    let keys = single_key_document(&signer, &service_key, 1);
     let store = MemoryStore::new();
     let c = Container::with_clock(
         store.clone(),

@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::world::{test_policy, T0};
+use common::world::{single_key_document, test_policy, T0};
 use pin_recovery::client::{
     ClientError, Container, ContainerStore, FileStore, Pin, ServiceTrust, StoreStep,
 };
 use pin_recovery::{
-    Binding, KeyDocument, KeyDocumentSigner, ManualClock, PublishedKey, PublishedStatus,
-    ServicePrivateKey, SignedKeyDocument, SigningKey, VerifyingKey,
+    Binding, KeyDocumentSigner, ManualClock, ServicePrivateKey, SignedKeyDocument, SigningKey,
+    VerifyingKey,
 };
 
 const OLD: &str = "111111";
@@ -35,7 +35,7 @@ impl Rig {
     fn new() -> Self {
         let service_key = ServicePrivateKey::generate_p256().unwrap();
         let signer = KeyDocumentSigner::new(SigningKey::generate().unwrap());
-        let keys = Self::doc(&signer, &service_key, 1);
+        let keys = single_key_document(&signer, &service_key, 1);
         Rig {
             dir: tempfile::tempdir().unwrap(),
             service_key,
@@ -44,22 +44,6 @@ impl Rig {
             binding: Binding::new("t", "u", "d").unwrap(),
             clock: Arc::new(ManualClock::new(T0)),
         }
-    }
-
-    fn doc(signer: &KeyDocumentSigner, key: &ServicePrivateKey, serial: u64) -> SignedKeyDocument {
-        signer
-            .sign(&KeyDocument {
-                issuer: "svc".into(),
-                tenant: "t".into(),
-                serial,
-                issued_at: T0,
-                expires_at: T0 + 86_400,
-                keys: vec![PublishedKey {
-                    key: key.public_key().clone(),
-                    status: PublishedStatus::Current,
-                }],
-            })
-            .unwrap()
     }
 
     fn path(&self) -> PathBuf {
@@ -288,7 +272,7 @@ fn property_5_sign_in_reseal_leaves_old_or_new() {
     let rig = Rig::new();
     let base = enrolled(&rig);
     let new_key = ServicePrivateKey::generate_p256().unwrap();
-    let rotated = Rig::doc(&rig.signer, &new_key, 2);
+    let rotated = single_key_document(&rig.signer, &new_key, 2);
     let steps = every_step_fails(
         &rig,
         Some(base),

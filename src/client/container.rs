@@ -13,7 +13,7 @@ use super::store::ContainerStore;
 use crate::binding::Binding;
 use crate::clock::{Clock, SystemClock};
 use crate::envelope::{Envelope, EnvelopeId};
-use crate::keydoc::SignedKeyDocument;
+use crate::keydoc::{KeyDocument, SignedKeyDocument};
 use crate::secret::RecoverySecret;
 use crate::signing::{SigningKey, VerifyingKey};
 use crate::wire::{self, EnvelopeRegistration, RecoveryResponse};
@@ -234,30 +234,36 @@ impl<S: ContainerStore> Container<S> {
             registered: None,
         };
         if self.policy.recovery_enabled {
-            self.reseal(
-                &mut state,
-                &unlocked.ck,
-                keys.ok_or(ClientError::KeyDocumentRequired)?,
-            )?;
+            let doc = self.verify_keys(&state, keys.ok_or(ClientError::KeyDocumentRequired)?)?;
+            self.reseal(&mut state, &unlocked.ck, &doc)?;
         }
         seal_state(&mut state, &unlocked)?;
         Ok((state, public))
     }
 
-    /// A fresh secret sealed to the current service key, and its protector.
-    fn reseal(
+    /// The key document, verified under the pinned key for this container's tenant,
+    /// now, and no older than the newest one the container has accepted.
+    fn verify_keys(
         &self,
-        state: &mut State,
-        ck: &ContainerKey,
+        state: &State,
         keys: &SignedKeyDocument,
-    ) -> Result<(), ClientError> {
+    ) -> Result<KeyDocument, ClientError> {
         let trust = self.trust.as_ref().ok_or(ClientError::NoServiceTrust)?;
-        let doc = keys.verify(
+        Ok(keys.verify(
             &trust.signing_key,
             state.identity.tenant(),
             self.clock.now(),
             state.key_doc_serial,
-        )?;
+        )?)
+    }
+
+    /// A fresh secret sealed to the current key of a verified document, and its protector.
+    fn reseal(
+        &self,
+        state: &mut State,
+        ck: &ContainerKey,
+        doc: &KeyDocument,
+    ) -> Result<(), ClientError> {
         let current = doc.current().ok_or(ClientError::KeyDocument(
             crate::keydoc::KeyDocumentError::BadKeys,
         ))?;
@@ -332,24 +338,18 @@ impl<S: ContainerStore> Container<S> {
         let mut changed = false;
         match (self.policy.recovery_enabled, keys) {
             (true, Some(keys)) => {
-                let trust = self.trust.as_ref().ok_or(ClientError::NoServiceTrust)?;
-                let now = self.clock.now();
-                let current = match keys.verify(
-                    &trust.signing_key,
-                    state.identity.tenant(),
-                    now,
-                    state.key_doc_serial,
-                ) {
-                    Ok(doc) => doc.current().map(|k| k.key_id()),
+                let doc = match self.verify_keys(&state, keys) {
+                    Ok(doc) => doc,
                     Err(e) => {
                         self.write(&state)?;
-                        return Err(e.into());
+                        return Err(e);
                     }
                 };
+                let current = doc.current().map(|k| k.key_id());
                 if current.is_some()
                     && current != state.recovery.as_ref().map(|r| r.envelope.key_id())
                 {
-                    self.reseal(&mut state, &unlocked.ck, keys)?;
+                    self.reseal(&mut state, &unlocked.ck, &doc)?;
                     resealed = state.recovery.as_ref().map(|r| r.envelope.clone());
                     changed = true;
                 }
@@ -479,7 +479,8 @@ impl<S: ContainerStore> Container<S> {
         drop(secret);
         let mut unlocked = authenticate(&state, ck)?;
         self.set_pin(&mut state, &mut unlocked, new_pin)?;
-        self.reseal(&mut state, &unlocked.ck, keys)?;
+        let doc = self.verify_keys(&state, keys)?;
+        self.reseal(&mut state, &unlocked.ck, &doc)?;
         state.failed_attempts = 0;
         seal_state(&mut state, &unlocked)?;
         self.write(&state)?;

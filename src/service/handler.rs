@@ -311,9 +311,11 @@ impl RecoveryService {
             .registry
             .get(binding.tenant(), binding.device())?
             .ok_or(ServiceError::UnknownDevice)?;
+        // Built once: the device signs these bytes, and the answer is bound to their hash.
+        let signed = request.signed_bytes();
         if !record
             .device_key
-            .verify(&request.signed_bytes(), request.device_signature())
+            .verify(&signed, request.device_signature())
         {
             return Err(ServiceError::BadDeviceSignature);
         }
@@ -360,7 +362,11 @@ impl RecoveryService {
                 crate::Error::Unsupported(_) => ServiceError::Unsupported,
                 _ => ServiceError::OpenFailed,
             })?;
-            seal_response(request, secret.expose_secret())?
+            seal_response(
+                request,
+                &provider().sha256(&[&signed]),
+                secret.expose_secret(),
+            )?
         };
 
         // Commit: spend the assertion, then take the rate slots; undo the first if the
@@ -457,12 +463,13 @@ impl RecoveryService {
 /// Seals the secret to the request's one-time key, bound to the request hash.
 fn seal_response(
     request: &RecoveryRequest,
+    request_hash: &[u8; 32],
     secret: &[u8; 32],
 ) -> Result<[u8; SEALED_SECRET_LEN], ServiceError> {
     let p = provider();
     let mut info = Vec::with_capacity(RESPONSE_LABEL.len() + 32);
     info.extend_from_slice(RESPONSE_LABEL);
-    info.extend_from_slice(&request.request_hash());
+    info.extend_from_slice(request_hash);
     let (enc, mut ctx) = hpke::setup_base_s(p, request.ephemeral_key(), &info, Ephemeral::Fresh)
         .map_err(|_| ServiceError::Crypto)?;
     let mut buf = Zeroizing::new(Vec::with_capacity(48));

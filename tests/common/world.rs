@@ -198,6 +198,27 @@ pub struct Snapshot {
     pub container: Option<Vec<u8>>,
 }
 
+/// A key document for tenant `t`, valid for a day from `T0`, listing `key` as current.
+pub fn single_key_document(
+    signer: &KeyDocumentSigner,
+    key: &ServicePrivateKey,
+    serial: u64,
+) -> SignedKeyDocument {
+    signer
+        .sign(&pin_recovery::KeyDocument {
+            issuer: "svc".into(),
+            tenant: "t".into(),
+            serial,
+            issued_at: T0,
+            expires_at: T0 + 86_400,
+            keys: vec![pin_recovery::PublishedKey {
+                key: key.public_key().clone(),
+                status: pin_recovery::PublishedStatus::Current,
+            }],
+        })
+        .unwrap()
+}
+
 pub fn pin(s: &str) -> Pin {
     Pin::new(s)
 }
