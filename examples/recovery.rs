@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use pin_recovery::client::{ClientError, Container, ContainerPolicy, FileStore, Pin, ServiceTrust};
 use pin_recovery::service::{
-    AuditEvent, AuditSink, MfaPolicy, RecoveryService, RequestContext, ServiceConfig, ServiceError,
+    AuditEvent, AuditSink, IssuerTrust, MfaPolicy, RecoveryService, RequestContext, ServiceConfig,
+    ServiceError, SinkError,
 };
 use pin_recovery::testkit::TestIdentityProvider;
 use pin_recovery::{Binding, Clock, ServicePrivateKey, SigningKey, SystemClock};
@@ -54,7 +55,8 @@ fn main() -> Result<()> {
             key_document_lifetime: 7 * 86_400,
         },
         pin_recovery::KeyDocumentSigner::new(SigningKey::generate()?),
-        vec![idp.trusted_issuer()],
+        // Trust is per tenant: contoso's identity provider vouches for contoso's users only.
+        IssuerTrust::new().trust("contoso", idp.trusted_issuer()?),
         audit.clone(),
     )
     .build();
@@ -145,6 +147,9 @@ fn main() -> Result<()> {
         6,
         "MFA with the identity provider, bound to this recovery request",
     );
+    let new_pin = Pin::new("730145");
+    container.check_new_pin(&new_pin)?;
+    say("the new PIN passes the policy, checked before any secret is released");
     let mut pending = container.begin_recovery()?;
     say(format!(
         "device made a one-time P-256 key; MFA nonce = SHA-256(envelope id, one-time key) = {}",
@@ -170,7 +175,7 @@ fn main() -> Result<()> {
         8,
         "The device resets the PIN and rotates the recovery secret",
     );
-    let reset = container.complete_recovery(pending, &response, &Pin::new("730145"), &keys)?;
+    let reset = container.complete_recovery(pending, &response, &new_pin, &keys)?;
     say("opened the answer with the one-time key (then wiped it), unwrapped the container key,");
     say("set the new PIN, sealed a NEW recovery secret to the current key, wiped the old one");
     say(format!("new envelope {}", reset.envelope.envelope_id()));
@@ -179,7 +184,8 @@ fn main() -> Result<()> {
         .ok_or("registration is pending")?;
     service.register_envelope(&registration, &ctx())?;
     container.confirm_registration(reset.envelope.envelope_id())?;
-    say("new envelope registered, replacing the old one atomically");
+    say("new envelope registered, replacing the old one atomically; only now does the");
+    say("device drop the old envelope's protector: until then either secret would do");
 
     step(9, "Sign-in with the new PIN");
     let signed = container.sign_in(&Pin::new("730145"), challenge, Some(&keys))?;
@@ -208,6 +214,23 @@ fn main() -> Result<()> {
     match service.handle(&stale.request(&fresh, &device_key)?, &ctx()) {
         Err(ServiceError::StaleEnvelope) => say("the OLD envelope (say, from a backup) with fresh MFA: refused, not the registered envelope"),
         other => return Err(format!("stale envelope should fail: {other:?}").into()),
+    }
+    // The backup's holder tries to make its old envelope the registered one again.
+    let backup = Container::new(
+        pin_recovery::client::MemoryStore::new(),
+        ContainerPolicy {
+            recovery_enabled: true,
+            ..ContainerPolicy::default()
+        },
+        Some(trust.clone()),
+    );
+    let _ = backup.enrol(&alice, &Pin::new("000000"), Some(&keys))?;
+    let forged = backup
+        .pending_registration(&device_key)?
+        .ok_or("registration is pending")?;
+    match service.register_envelope(&forged, &ctx()) {
+        Err(ServiceError::RegistrationConflict) => say("another copy of the container registering its envelope: refused; only the holder of the registered envelope's secret can replace it"),
+        other => return Err(format!("forged registration should fail: {other:?}").into()),
     }
 
     step(11, "Key rotation: the next sign-in reseals to the new key");
@@ -264,11 +287,12 @@ fn main() -> Result<()> {
 struct PrintedAudit;
 
 impl AuditSink for PrintedAudit {
-    fn record(&self, event: &AuditEvent) {
+    fn record(&self, event: &AuditEvent) -> std::result::Result<(), SinkError> {
         println!(
             "     audit: {}",
-            serde_json::to_string(event).unwrap_or_default()
+            serde_json::to_string(event).map_err(SinkError::new)?
         );
+        Ok(())
     }
 }
 

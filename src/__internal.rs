@@ -198,12 +198,14 @@ pub mod fuzz {
         }
     }
 
-    /// Recovery requests, through the decoder and then the whole service handler.
+    /// Recovery requests and envelope registrations, through the decoders and then the
+    /// whole service handler.
     pub fn request_json(service: &RecoveryService, data: &[u8]) {
         if let Ok(r) = RecoveryRequest::from_json(data) {
             assert_eq!(r.to_json(), data, "accepted request re-encodes differently");
         }
         let _ = service.handle_json(data, &RequestContext::default());
+        let _ = service.register_envelope_json(data, &RequestContext::default());
     }
 
     /// Recovery responses and envelope registrations.

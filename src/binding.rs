@@ -9,12 +9,25 @@ use crate::error::{BindingError, DecodeError};
 /// envelope only for the binding it carries.
 ///
 /// Each id is 1 to [`Binding::MAX_ID_LEN`] bytes of UTF-8 without control characters.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "BindingFields", into = "BindingFields")]
 pub struct Binding {
     tenant: String,
     user: String,
     device: String,
+    /// The three ids, each u8-length-prefixed: computed once the lengths are checked, so
+    /// that encoding cannot fail.
+    encoded: Vec<u8>,
+}
+
+impl core::fmt::Debug for Binding {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Binding")
+            .field("tenant", &self.tenant)
+            .field("user", &self.user)
+            .field("device", &self.device)
+            .finish()
+    }
 }
 
 impl Binding {
@@ -31,15 +44,25 @@ impl Binding {
         user: impl Into<String>,
         device: impl Into<String>,
     ) -> Result<Self, BindingError> {
-        let b = Binding {
-            tenant: tenant.into(),
-            user: user.into(),
-            device: device.into(),
-        };
-        check_id("tenant", &b.tenant)?;
-        check_id("user", &b.user)?;
-        check_id("device", &b.device)?;
-        Ok(b)
+        let (tenant, user, device) = (tenant.into(), user.into(), device.into());
+        check_id("tenant", &tenant)?;
+        check_id("user", &user)?;
+        check_id("device", &device)?;
+        Self::assemble(tenant, user, device).ok_or(BindingError::TooLong { field: "binding" })
+    }
+
+    /// Bundles ids already checked.
+    fn assemble(tenant: String, user: String, device: String) -> Option<Self> {
+        let mut encoded = Vec::with_capacity(3 + tenant.len() + user.len() + device.len());
+        for id in [&tenant, &user, &device] {
+            codec::put_vec8(&mut encoded, id.as_bytes()).ok()?;
+        }
+        Some(Binding {
+            tenant,
+            user,
+            device,
+            encoded,
+        })
     }
 
     /// The tenant id.
@@ -58,9 +81,7 @@ impl Binding {
     }
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        codec::put_vec8(out, self.tenant.as_bytes());
-        codec::put_vec8(out, self.user.as_bytes());
-        codec::put_vec8(out, self.device.as_bytes());
+        out.extend_from_slice(&self.encoded);
     }
 
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -71,10 +92,8 @@ impl Binding {
         let tenant = field("tenant")?;
         let user = field("user")?;
         let device = field("device")?;
-        Ok(Binding {
-            tenant,
-            user,
-            device,
+        Self::assemble(tenant, user, device).ok_or(DecodeError::TooLong {
+            max: Self::MAX_ID_LEN,
         })
     }
 }

@@ -113,19 +113,30 @@ fn check_len(field: &'static str, len: usize, min: usize, max: usize) -> Result<
     }
 }
 
-/// Appends a u8-length-prefixed string. Callers have validated `bytes.len() <= 255`;
-/// the assertion in debug builds documents that invariant.
-pub(crate) fn put_vec8(out: &mut Vec<u8>, bytes: &[u8]) {
-    debug_assert!(bytes.len() <= usize::from(u8::MAX));
-    out.push(u8::try_from(bytes.len()).unwrap_or(u8::MAX));
+/// Appends a u8-length-prefixed string.
+///
+/// # Errors
+/// [`DecodeError::TooLong`] (and nothing appended) if `bytes` is longer than 255.
+pub(crate) fn put_vec8(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), DecodeError> {
+    let len = u8::try_from(bytes.len()).map_err(|_| DecodeError::TooLong {
+        max: usize::from(u8::MAX),
+    })?;
+    out.push(len);
     out.extend_from_slice(bytes);
+    Ok(())
 }
 
-/// Appends a u16-length-prefixed string. Callers have validated `bytes.len() <= 65535`.
-pub(crate) fn put_vec16(out: &mut Vec<u8>, bytes: &[u8]) {
-    debug_assert!(bytes.len() <= usize::from(u16::MAX));
-    out.extend_from_slice(&u16::try_from(bytes.len()).unwrap_or(u16::MAX).to_be_bytes());
+/// Appends a u16-length-prefixed string.
+///
+/// # Errors
+/// [`DecodeError::TooLong`] (and nothing appended) if `bytes` is longer than 65535.
+pub(crate) fn put_vec16(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), DecodeError> {
+    let len = u16::try_from(bytes.len()).map_err(|_| DecodeError::TooLong {
+        max: usize::from(u16::MAX),
+    })?;
+    out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(bytes);
+    Ok(())
 }
 
 /// Reads the whole of `input` as UTF-8 text without control characters.
@@ -182,13 +193,27 @@ mod tests {
     #[test]
     fn can_round_trip_length_prefixed_strings() {
         let mut out = Vec::new();
-        put_vec8(&mut out, b"abc");
-        put_vec16(&mut out, b"de");
+        put_vec8(&mut out, b"abc").unwrap();
+        put_vec16(&mut out, b"de").unwrap();
         let mut r = Reader::new(&out);
         assert_eq!(r.vec8("a", 1, 3).unwrap(), b"abc");
         assert_eq!(r.vec16("b", 1, 3).unwrap(), b"de");
         assert_eq!(r.consumed(), &out[..]);
         r.finish().unwrap();
+    }
+
+    #[test]
+    fn rejects_overlong_strings_on_encode() {
+        let mut out = vec![7];
+        assert_eq!(
+            put_vec8(&mut out, &[0; 256]),
+            Err(DecodeError::TooLong { max: 255 })
+        );
+        assert_eq!(
+            put_vec16(&mut out, &vec![0; 65_536]),
+            Err(DecodeError::TooLong { max: 65_535 })
+        );
+        assert_eq!(out, vec![7], "nothing appended");
     }
 
     #[test]

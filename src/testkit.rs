@@ -1,7 +1,7 @@
 //! A test identity provider that signs MFA assertions: for tests, the demo and fuzzing.
 //! Not for production: a real deployment trusts its identity provider's published keys.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
@@ -9,7 +9,7 @@ use crate::binding::Binding;
 use crate::encoding::b64_encode;
 use crate::error::Error;
 use crate::provider::provider;
-use crate::service::{AssertionClaims, Audience, TrustedIssuer, AMR_MFA};
+use crate::service::{AssertionAlgorithm, AssertionClaims, Audience, TrustedIssuer, AMR_MFA};
 use crate::signing::SigningKey;
 
 /// An identity provider with one ES256 signing key.
@@ -25,19 +25,57 @@ impl TestIdentityProvider {
     /// # Errors
     /// [`Error::Crypto`] if key generation fails.
     pub fn new(issuer: impl Into<String>) -> Result<Self, Error> {
-        Ok(TestIdentityProvider {
-            issuer: issuer.into(),
-            kid: "test-key-1".to_owned(),
-            key: SigningKey::generate()?,
-        })
+        Ok(Self::from_key(
+            issuer,
+            "test-key-1",
+            SigningKey::generate()?,
+        ))
     }
 
-    /// What a service configures to trust this provider.
-    pub fn trusted_issuer(&self) -> TrustedIssuer {
-        TrustedIssuer {
-            issuer: self.issuer.clone(),
-            keys: HashMap::from([(self.kid.clone(), *self.key.verifying_key())]),
+    /// A provider named `issuer` signing with `key` under the JWS `kid` `kid` (so that
+    /// two processes can share one provider).
+    pub fn from_key(issuer: impl Into<String>, kid: impl Into<String>, key: SigningKey) -> Self {
+        TestIdentityProvider {
+            issuer: issuer.into(),
+            kid: kid.into(),
+            key,
         }
+    }
+
+    /// Its public key.
+    pub fn verifying_key(&self) -> &crate::signing::VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// The issuer name (`iss`).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Its published keys: a JWKS document (RFC 7517) with its one P-256 key.
+    pub fn jwks(&self) -> String {
+        let point = self.key.verifying_key().to_sec1();
+        let (x, y) = point[1..].split_at(32);
+        serde_json::json!({"keys": [{
+            "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256",
+            "kid": self.kid, "x": b64_encode(x), "y": b64_encode(y),
+        }]})
+        .to_string()
+    }
+
+    /// What a service configures to trust this provider (its JWKS, ES256, the standard
+    /// claim names).
+    ///
+    /// # Errors
+    /// [`Error::Crypto`] if its own JWKS does not load (never, for a well-formed key).
+    pub fn trusted_issuer(&self) -> Result<Arc<TrustedIssuer>, Error> {
+        TrustedIssuer::from_jwks(
+            self.issuer.clone(),
+            self.jwks().as_bytes(),
+            &[AssertionAlgorithm::Es256],
+        )
+        .map(Arc::new)
+        .map_err(|_| Error::Crypto)
     }
 
     /// Claims for a user who just passed MFA on `binding`'s device, valid for five
@@ -59,6 +97,7 @@ impl TestIdentityProvider {
             deviceid: binding.device().to_owned(),
             amr: vec!["pwd".to_owned(), AMR_MFA.to_owned()],
             iat: now,
+            nbf: None,
             exp: now + 300,
             jti: b64_encode(&jti),
             nonce: nonce.to_owned(),

@@ -4,12 +4,14 @@
 //! refused, so `to_json(from_json(b)) == b` for every accepted `b`.
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::encoding::{b64_decode_array, b64_encode};
 use crate::envelope::{Envelope, EnvelopeId};
 use crate::error::DecodeError;
 use crate::hpke::ENC_LEN;
-use crate::provider::provider;
+use crate::provider::{provider, Failure, Secret32};
+use crate::secret::RecoverySecret;
 
 /// The wire version this implementation speaks.
 pub const WIRE_VERSION: u8 = 1;
@@ -23,6 +25,7 @@ pub const SEALED_SECRET_LEN: usize = ENC_LEN + 48;
 const REQUEST_LABEL: &[u8] = b"pin-recovery v1 recovery request";
 const NONCE_LABEL: &[u8] = b"pin-recovery v1 mfa nonce";
 const REGISTRATION_LABEL: &[u8] = b"pin-recovery v1 envelope registration";
+const REGISTRATION_KEY_LABEL: &[u8] = b"pin-recovery v1 registration key";
 /// Prepended to the request hash to form the HPKE `info` of a response.
 pub(crate) const RESPONSE_LABEL: &[u8] = b"pin-recovery v1 response";
 
@@ -66,6 +69,8 @@ pub struct RecoveryRequest {
     ephemeral_key: [u8; ENC_LEN],
     assertion: String,
     device_signature: [u8; 64],
+    /// What the device signs, built once the parts are checked.
+    signed: Vec<u8>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -82,12 +87,14 @@ impl TryFrom<RequestWire> for RecoveryRequest {
     type Error = DecodeError;
     fn try_from(w: RequestWire) -> Result<Self, DecodeError> {
         check_version(w.version)?;
-        check_assertion(&w.assertion)?;
+        let ephemeral_key = b64_decode_array(&w.ephemeral_key)?;
+        let signed = request_signed_bytes(&w.envelope, &ephemeral_key, &w.assertion)?;
         Ok(RecoveryRequest {
             envelope: w.envelope,
-            ephemeral_key: b64_decode_array(&w.ephemeral_key)?,
+            ephemeral_key,
             assertion: w.assertion,
             device_signature: b64_decode_array(&w.device_signature)?,
+            signed,
         })
     }
 }
@@ -104,7 +111,9 @@ impl From<&RecoveryRequest> for RequestWire {
     }
 }
 
-fn check_assertion(a: &str) -> Result<(), DecodeError> {
+/// Checks that `a` can be carried in a request: at most [`MAX_ASSERTION_LEN`] bytes of
+/// the compact JWS alphabet (base64url and dots).
+pub(crate) fn check_assertion(a: &str) -> Result<(), DecodeError> {
     if a.len() > MAX_ASSERTION_LEN {
         return Err(DecodeError::TooLong {
             max: MAX_ASSERTION_LEN,
@@ -122,18 +131,21 @@ fn check_assertion(a: &str) -> Result<(), DecodeError> {
 }
 
 impl RecoveryRequest {
-    /// Assembles a request from its parts (the client module signs it).
+    /// Assembles a request from its parts and the signature over `signed`, which the
+    /// client module built with [`request_signed_bytes`] from the same parts.
     pub(crate) fn new(
         envelope: Envelope,
         ephemeral_key: [u8; ENC_LEN],
         assertion: String,
         device_signature: [u8; 64],
+        signed: Vec<u8>,
     ) -> Self {
         RecoveryRequest {
             envelope,
             ephemeral_key,
             assertion,
             device_signature,
+            signed,
         }
     }
 
@@ -171,30 +183,32 @@ impl RecoveryRequest {
     }
 
     /// The bytes the device signs: a label, then the envelope, the ephemeral key and the
-    /// assertion, each length-delimited (docs/FORMAT.md, "Wire messages").
-    pub fn signed_bytes(&self) -> Vec<u8> {
-        request_signed_bytes(&self.envelope, &self.ephemeral_key, &self.assertion)
+    /// assertion, each length-delimited (docs/PROTOCOL.md §3).
+    pub fn signed_bytes(&self) -> &[u8] {
+        &self.signed
     }
 
     /// SHA-256 of [`RecoveryRequest::signed_bytes`]: what the response is bound to.
     pub fn request_hash(&self) -> [u8; 32] {
-        provider().sha256(&[&self.signed_bytes()])
+        provider().sha256(&[&self.signed])
     }
 }
 
+/// The bytes a device signs for a request; checks the assertion first.
 pub(crate) fn request_signed_bytes(
     envelope: &Envelope,
     ephemeral_key: &[u8; ENC_LEN],
     assertion: &str,
-) -> Vec<u8> {
+) -> Result<Vec<u8>, DecodeError> {
+    check_assertion(assertion)?;
     let env = envelope.as_bytes();
     let mut out =
         Vec::with_capacity(REQUEST_LABEL.len() + 4 + env.len() + ENC_LEN + assertion.len());
     out.extend_from_slice(REQUEST_LABEL);
-    crate::codec::put_vec16(&mut out, env);
+    crate::codec::put_vec16(&mut out, env)?;
     out.extend_from_slice(ephemeral_key);
-    crate::codec::put_vec16(&mut out, assertion.as_bytes());
-    out
+    crate::codec::put_vec16(&mut out, assertion.as_bytes())?;
+    Ok(out)
 }
 
 /// The `nonce` an MFA assertion must carry for a request: unpadded base64url of
@@ -274,11 +288,17 @@ impl RecoveryResponse {
 
 /// A device's request to make `envelope` the one the service will open for it,
 /// replacing `previous` (compare-and-swap, so a replayed registration changes nothing).
+/// Replacing an envelope also needs `proof`: an HMAC over the signed bytes under a key
+/// derived from the previous envelope's secret, which the device keeps (encrypted under
+/// its container key) and the service recovers by opening the previous envelope. A stale
+/// backup, whose envelope is not the registered one, cannot produce it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EnvelopeRegistration {
     envelope: Envelope,
     previous: Option<EnvelopeId>,
+    proof: Option<[u8; 32]>,
     device_signature: [u8; 64],
+    signed: Vec<u8>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -287,6 +307,7 @@ struct RegistrationWire {
     version: u8,
     envelope: Envelope,
     previous: Option<EnvelopeId>,
+    proof: Option<String>,
     device_signature: String,
 }
 
@@ -294,10 +315,19 @@ impl TryFrom<RegistrationWire> for EnvelopeRegistration {
     type Error = DecodeError;
     fn try_from(w: RegistrationWire) -> Result<Self, DecodeError> {
         check_version(w.version)?;
+        let proof = w.proof.as_deref().map(b64_decode_array).transpose()?;
+        if w.previous.is_some() != proof.is_some() {
+            return Err(DecodeError::BadDocument {
+                reason: "a proof comes with a previous envelope, and only then",
+            });
+        }
+        let signed = registration_signed_bytes(&w.envelope, w.previous)?;
         Ok(EnvelopeRegistration {
             envelope: w.envelope,
             previous: w.previous,
+            proof,
             device_signature: b64_decode_array(&w.device_signature)?,
+            signed,
         })
     }
 }
@@ -308,6 +338,7 @@ impl From<&EnvelopeRegistration> for RegistrationWire {
             version: WIRE_VERSION,
             envelope: r.envelope.clone(),
             previous: r.previous,
+            proof: r.proof.as_ref().map(|p| b64_encode(p)),
             device_signature: b64_encode(&r.device_signature),
         }
     }
@@ -317,19 +348,24 @@ impl EnvelopeRegistration {
     pub(crate) fn new(
         envelope: Envelope,
         previous: Option<EnvelopeId>,
+        proof: Option<[u8; 32]>,
         device_signature: [u8; 64],
+        signed: Vec<u8>,
     ) -> Self {
         EnvelopeRegistration {
             envelope,
             previous,
+            proof,
             device_signature,
+            signed,
         }
     }
 
     /// Parses the canonical JSON form.
     ///
     /// # Errors
-    /// [`DecodeError`] for oversized, malformed, non-canonical or unknown-version input.
+    /// [`DecodeError`] for oversized, malformed, non-canonical or unknown-version input,
+    /// and for a proof without a previous envelope or a previous envelope without one.
     pub fn from_json(bytes: &[u8]) -> Result<Self, DecodeError> {
         from_canonical_json::<Self, RegistrationWire>(bytes)
     }
@@ -349,25 +385,31 @@ impl EnvelopeRegistration {
         self.previous
     }
 
+    /// The proof of knowing the previous envelope's secret (present exactly when
+    /// `previous` is).
+    pub fn proof(&self) -> Option<&[u8; 32]> {
+        self.proof.as_ref()
+    }
+
     /// The device key's signature over [`EnvelopeRegistration::signed_bytes`].
     pub fn device_signature(&self) -> &[u8; 64] {
         &self.device_signature
     }
 
-    /// The bytes the device signs.
-    pub fn signed_bytes(&self) -> Vec<u8> {
-        registration_signed_bytes(&self.envelope, self.previous)
+    /// The bytes the device signs and the proof authenticates.
+    pub fn signed_bytes(&self) -> &[u8] {
+        &self.signed
     }
 }
 
 pub(crate) fn registration_signed_bytes(
     envelope: &Envelope,
     previous: Option<EnvelopeId>,
-) -> Vec<u8> {
+) -> Result<Vec<u8>, DecodeError> {
     let env = envelope.as_bytes();
     let mut out = Vec::with_capacity(REGISTRATION_LABEL.len() + 2 + env.len() + 17);
     out.extend_from_slice(REGISTRATION_LABEL);
-    crate::codec::put_vec16(&mut out, env);
+    crate::codec::put_vec16(&mut out, env)?;
     match previous {
         None => out.push(0),
         Some(id) => {
@@ -375,5 +417,23 @@ pub(crate) fn registration_signed_bytes(
             out.extend_from_slice(id.as_bytes());
         }
     }
-    out
+    Ok(out)
+}
+
+/// The key that authorises replacing an envelope: derived from its secret, so known only
+/// to the service (which opens the envelope) and the device (which keeps it encrypted
+/// under its container key).
+pub(crate) fn registration_key(secret: &RecoverySecret) -> Result<Secret32, Failure> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    provider().hkdf_sha256_expand(
+        secret.expose_secret(),
+        &[REGISTRATION_KEY_LABEL],
+        &mut key[..],
+    )?;
+    Ok(key)
+}
+
+/// The proof for a registration whose signed bytes are `signed`.
+pub(crate) fn registration_proof(key: &[u8; 32], signed: &[u8]) -> [u8; 32] {
+    *provider().hmac_sha256(key, &[signed])
 }

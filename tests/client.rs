@@ -144,12 +144,11 @@ fn pin_history_blocks_the_last_n_pins_only() {
     let (req, pending) = w.request();
     let resp = w.service.handle(&req, &World::ctx()).unwrap();
     let before = stored(&w.store);
-    assert_eq!(
-        w.container
-            .complete_recovery(pending, &resp, &pin("333333"), &w.keys)
-            .unwrap_err(),
-        ClientError::PinReused
-    );
+    let incomplete = w
+        .container
+        .complete_recovery(pending, &resp, &pin("333333"), &w.keys)
+        .unwrap_err();
+    assert_eq!(incomplete.error(), &ClientError::PinReused);
     assert_eq!(stored(&w.store), before);
 }
 
@@ -185,13 +184,7 @@ fn expired_pin_must_be_changed() {
 fn property_4_reset_keeps_the_credential_and_retires_old_pin_and_secret() {
     let w = World::new();
     let credential = w.container.status().unwrap().credential_public_key;
-    // Capture the old secret by running an exchange, but apply the reset ourselves.
-    let (req, pending) = w.request();
-    let resp = w.service.handle(&req, &World::ctx()).unwrap();
-    let reset = w
-        .container
-        .complete_recovery(pending, &resp, &pin("730145"), &w.keys)
-        .unwrap();
+    let (req, reset) = w.recover("730145");
     assert_eq!(
         reset.credential_public_key, credential,
         "credential key unchanged"
@@ -238,22 +231,30 @@ fn property_4_old_secret_no_longer_unlocks() {
         .unwrap()
         .envelope
         .unwrap();
-    let old_secret = || service_key.open(&env, &b).unwrap();
-    c.reset_with_secret(old_secret(), &pin("730145"), &keys)
+    let old_secret = service_key.open(&env, &b).unwrap();
+    let reset = c
+        .reset_with_secret(&old_secret, &pin("730145"), &keys)
+        .unwrap();
+    // Once the service confirms the new envelope, the old protector is gone.
+    c.confirm_registration(reset.envelope.envelope_id())
         .unwrap();
     let before = stored(&store);
     assert_eq!(
-        c.reset_with_secret(old_secret(), &pin("999888"), &keys)
+        c.reset_with_secret(&old_secret, &pin("999888"), &keys)
             .unwrap_err(),
         ClientError::WrongRecoverySecret
     );
     assert_eq!(
-        c.reset_with_secret(RecoverySecret::generate().unwrap(), &pin("999888"), &keys)
+        c.reset_with_secret(&RecoverySecret::generate().unwrap(), &pin("999888"), &keys)
             .unwrap_err(),
         ClientError::WrongRecoverySecret
     );
     assert_eq!(stored(&store), before);
     c.sign_in(&pin("730145"), b"c", None).unwrap();
+    // The new envelope's secret is the one that works now.
+    let new_secret = service_key.open(&reset.envelope, &b).unwrap();
+    c.reset_with_secret(&new_secret, &pin("999888"), &keys)
+        .unwrap();
 }
 
 #[test]
@@ -325,7 +326,7 @@ fn key_documents_unsigned_expired_wrong_tenant_and_rolled_back_are_refused() {
             key_document_lifetime: 100,
         },
         KeyDocumentSigner::new(SigningKey::generate().unwrap()),
-        vec![],
+        pin_recovery::service::IssuerTrust::new(),
         Arc::new(pin_recovery::service::MemoryAuditSink::new()),
     )
     .build();
@@ -432,6 +433,13 @@ fn sign_in_reseals_after_key_rotation() {
 fn tampered_or_truncated_state_is_a_typed_error() {
     let w = World::new();
     let good = stored(&w.store);
+    let envelope_len = w
+        .container
+        .begin_recovery()
+        .unwrap()
+        .envelope()
+        .as_bytes()
+        .len();
     for n in [0, 1, 10, good.len() / 2, good.len() - 1] {
         w.store.replace(&good[..n]).unwrap();
         assert!(
@@ -457,7 +465,9 @@ fn tampered_or_truncated_state_is_a_typed_error() {
     // Flip the last byte of the key-document serial (inside the MAC'd body, outside every
     // AEAD): the PIN unlocks, the MAC refuses.
     let mut flipped = good.clone();
-    let serial_end = good.len() - 32 - 4 - 1 - 16;
+    // Layout from the end: failed attempts (4), no next envelope (1), the current
+    // protector (flag, 136 bytes, the envelope), the MAC (32); the serial ends there.
+    let serial_end = good.len() - 4 - 1 - (1 + 136 + 2 + envelope_len) - 32;
     flipped[serial_end - 1] ^= 1;
     w.store.replace(&flipped).unwrap();
     assert_eq!(
@@ -518,11 +528,14 @@ fn reset_with_wrong_response_changes_nothing() {
         pin_recovery::RecoveryResponse::from_json(chars.iter().collect::<String>().as_bytes())
             .unwrap();
     let before = stored(&w.store);
-    assert_eq!(
-        w.container
-            .complete_recovery(pending, &bad, &pin("730145"), &w.keys)
-            .unwrap_err(),
-        ClientError::ResponseMismatch
+    let incomplete = w
+        .container
+        .complete_recovery(pending, &bad, &pin("730145"), &w.keys)
+        .unwrap_err();
+    assert_eq!(incomplete.error(), &ClientError::ResponseMismatch);
+    assert!(
+        incomplete.into_secret().is_none(),
+        "nothing released to retry with"
     );
     assert_eq!(stored(&w.store), before);
 }

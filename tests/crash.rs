@@ -171,7 +171,10 @@ fn every_step_fails<T>(
                     panic!("step {k} failed but the operation reported success")
                 }
                 (Fault::Error, other) => panic!("step {k}: unexpected {other:?}"),
-                (Fault::Crash, Err(_)) => {}
+                (Fault::Crash, Err(payload))
+                    if payload.downcast_ref::<&str>() == Some(&"injected crash") => {}
+                // Any other panic is a bug, not the crash we injected.
+                (Fault::Crash, Err(payload)) => std::panic::resume_unwind(payload),
                 (Fault::Crash, Ok(r)) => panic!("step {k}: crash not reached ({r:?})"),
             }
             verify(rig);
@@ -231,7 +234,7 @@ fn property_5_non_destructive_reset_leaves_old_or_new() {
     let steps = every_step_fails(
         &rig,
         Some(base),
-        |c| c.reset_with_secret(rig.secret(), &Pin::new(NEW), &rig.keys),
+        |c| c.reset_with_secret(&rig.secret(), &Pin::new(NEW), &rig.keys),
         |rig| {
             let (pin, cred) = rig.which_pin(&[OLD, NEW]);
             assert_eq!(cred, credential, "credential key survives");
@@ -239,7 +242,7 @@ fn property_5_non_destructive_reset_leaves_old_or_new() {
             let c = rig.clean();
             let secret = rig.secret();
             let next = if pin == OLD { NEW } else { OLD };
-            c.reset_with_secret(secret, &Pin::new(next), &rig.keys)
+            c.reset_with_secret(&secret, &Pin::new(next), &rig.keys)
                 .unwrap();
         },
     );
@@ -301,6 +304,74 @@ fn property_5_sign_in_reseal_leaves_old_or_new() {
     println!("sign-in with reseal: {steps} storage steps, each failed and crashed in turn");
 }
 
+/// Temporary files in the container's directory, with their sizes.
+fn temp_files(dir: &Path) -> Vec<(String, u64)> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().len(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn finding_11_a_fault_in_the_write_step_really_tears_the_file() {
+    quiet_injected_crashes();
+    let rig = Rig::new();
+    let base = enrolled(&rig);
+    for fault in [Fault::Error, Fault::Crash] {
+        std::fs::write(rig.path(), &base).unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (dir, log) = (rig.dir.path().to_owned(), seen.clone());
+        let store = FileStore::with_faults(
+            rig.path(),
+            Arc::new(move |step: StoreStep| {
+                if step == StoreStep::Write {
+                    log.lock().unwrap().extend(temp_files(&dir));
+                    match fault {
+                        Fault::Error => return Err(std::io::Error::other("injected fault")),
+                        Fault::Crash => std::panic::panic_any("injected crash"),
+                    }
+                }
+                Ok(())
+            }),
+        );
+        let c = rig.container(store);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            c.change_pin(&Pin::new(OLD), &Pin::new(NEW))
+        }));
+        match (fault, outcome) {
+            (Fault::Error, Ok(Err(ClientError::Store(e)))) => assert_eq!(e.step, StoreStep::Write),
+            (Fault::Crash, Err(p)) if p.downcast_ref::<&str>() == Some(&"injected crash") => {}
+            (_, other) => panic!("{fault:?}: unexpected {:?}", other.map(|r| r.err())),
+        }
+        // The first write (the failed-attempt counter) is as long as the stored state;
+        // at the fault, exactly its first half was in a temporary file.
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(
+            seen.len(),
+            1,
+            "{fault:?}: one temporary file at the fault: {seen:?}"
+        );
+        assert_eq!(seen[0].1, base.len() as u64 / 2, "{fault:?}: a torn file");
+        assert_eq!(
+            std::fs::read(rig.path()).unwrap(),
+            base,
+            "the state is untouched"
+        );
+        rig.which_pin(&[OLD]);
+        assert!(
+            temp_files(rig.dir.path()).is_empty(),
+            "the torn file is gone"
+        );
+    }
+}
+
 /// The child half of the kill test: resets in a loop until killed.
 #[test]
 #[ignore = "run by property_5_killed_mid_reset as a child process"]
@@ -333,7 +404,7 @@ fn crash_child_reset_loop() {
             .clone();
         let secret = service_key.open(&env, &binding).unwrap();
         let pin = if i % 2 == 0 { NEW } else { OLD };
-        c.reset_with_secret(secret, &Pin::new(pin), &keys).unwrap();
+        c.reset_with_secret(&secret, &Pin::new(pin), &keys).unwrap();
     }
 }
 
@@ -389,6 +460,18 @@ fn property_5_killed_mid_reset() {
         seen.len() > kills / 2,
         "the child must have made progress between kills ({} states)",
         seen.len()
+    );
+    // Temporary files a killed writer left are removed by the next writer.
+    rig.clean()
+        .change_pin(
+            &Pin::new(rig.which_pin(&[OLD, NEW]).0.as_str()),
+            &Pin::new("333333"),
+        )
+        .unwrap();
+    assert_eq!(
+        temp_files(dir),
+        vec![],
+        "no temporary file outlives the next write"
     );
     println!("killed the resetting child {kills} times in {} distinct states; the container opened every time", seen.len());
 }

@@ -46,6 +46,8 @@ fn decode_class(e: &DecodeError) -> &'static str {
         DecodeError::UnknownSuite(_) => "decode:unknown-suite",
         DecodeError::BadLength { .. } => "decode:bad-length",
         DecodeError::BadBase64 => "decode:bad-base64",
+        DecodeError::TooLong { .. } => "decode:too-long",
+        DecodeError::BadText { .. } => "decode:bad-text",
         _ => "decode:other",
     }
 }

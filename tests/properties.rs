@@ -195,11 +195,27 @@ proptest! {
 
         let env = Envelope::from_bytes(&encode(&p)).unwrap();
         let prev = previous.map_or("null".to_owned(), |p| format!("\"{}\"", base16ct::lower::encode_string(&p)));
-        let json = format!(r#"{{"version":1,"envelope":"{}","previous":{prev},"device_signature":"{}"}}"#, env.to_text(), b64(&[3; 64]));
+        let proof = previous.map_or("null".to_owned(), |_| format!("\"{}\"", b64(&[5; 32])));
+        let json = format!(r#"{{"version":1,"envelope":"{}","previous":{prev},"proof":{proof},"device_signature":"{}"}}"#, env.to_text(), b64(&[3; 64]));
         let reg = EnvelopeRegistration::from_json(json.as_bytes()).unwrap();
         prop_assert_eq!(reg.previous().map(|p| *p.as_bytes()), previous);
+        prop_assert_eq!(reg.proof().is_some(), previous.is_some());
         prop_assert_eq!(reg.to_json(), json.into_bytes());
+        // A proof without a previous envelope, or the reverse, is refused.
+        let flipped = if previous.is_some() {
+            json_str_replace(&reg.to_json(), &format!(r#""proof":"{}""#, b64(&[5; 32])), r#""proof":null"#)
+        } else {
+            json_str_replace(&reg.to_json(), r#""proof":null"#, &format!(r#""proof":"{}""#, b64(&[5; 32])))
+        };
+        prop_assert!(EnvelopeRegistration::from_json(&flipped).is_err());
     }
+}
+
+fn json_str_replace(json: &[u8], from: &str, to: &str) -> Vec<u8> {
+    String::from_utf8(json.to_vec())
+        .unwrap()
+        .replace(from, to)
+        .into_bytes()
 }
 
 /// Stored containers: every accepted mutation of real states re-encodes identically, and

@@ -1,11 +1,26 @@
 #![no_main]
-//! Any input as a recovery request JSON, through the decoder and the whole service
-//! handler (a fixed tenant key, registered device and trusted test issuer).
+//! Any input as a recovery request and as an envelope registration, through the decoders
+//! and the whole service handler (a fixed tenant key, registered device and trusted test
+//! issuer). The audit sink counts events and keeps none, so that nothing the target holds
+//! grows with the number of inputs: a campaign can run for hours.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use pin_recovery::service::{MemoryAuditSink, MfaPolicy, RecoveryService, ServiceConfig};
+use pin_recovery::service::{
+    AuditEvent, AuditSink, IssuerTrust, MfaPolicy, RecoveryService, ServiceConfig, SinkError,
+};
 use pin_recovery::{KeyDocumentSigner, ServicePrivateKey, SigningKey};
+
+/// Counts events; stores nothing.
+struct CountingSink(AtomicU64);
+
+impl AuditSink for CountingSink {
+    fn record(&self, _: &AuditEvent) -> Result<(), SinkError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
 
 fn service() -> &'static RecoveryService {
     static SERVICE: OnceLock<RecoveryService> = OnceLock::new();
@@ -14,8 +29,8 @@ fn service() -> &'static RecoveryService {
         let service = RecoveryService::builder(
             ServiceConfig { issuer: "svc".into(), mfa: MfaPolicy::new("svc"), key_document_lifetime: 3600 },
             KeyDocumentSigner::new(SigningKey::generate().expect("key")),
-            vec![idp.trusted_issuer()],
-            Arc::new(MemoryAuditSink::new()),
+            IssuerTrust::new().trust("contoso.example", idp.trusted_issuer().expect("issuer")),
+            Arc::new(CountingSink(AtomicU64::new(0))),
         )
         .build();
         let key = ServicePrivateKey::from_pkcs8_pem(include_str!("../../test-vectors/keys/p256-service.pem"));

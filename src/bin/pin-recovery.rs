@@ -162,8 +162,20 @@ fn write_output(path: &Path, bytes: &[u8], replace: bool) -> Result<(), String> 
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// A file's text for PEM keys: PEM allows surrounding whitespace (RFC 7468 §3).
 fn text(bytes: &[u8]) -> Option<&str> {
     std::str::from_utf8(bytes).ok().map(str::trim)
+}
+
+/// A text envelope as a file holds it: exactly one trailing line ending ("\n" or
+/// "\r\n", what `seal > file` writes) is removed, a CLI-only convenience; any other
+/// whitespace stays and is refused by the envelope decoder (FORMAT.md §6).
+fn envelope_text(bytes: &[u8]) -> Option<&str> {
+    let t = std::str::from_utf8(bytes).ok()?;
+    let t = t
+        .strip_suffix('\n')
+        .map_or(t, |t| t.strip_suffix('\r').unwrap_or(t));
+    Some(t)
 }
 
 fn load_private_key(path: &Path) -> Result<ServicePrivateKey, String> {
@@ -186,7 +198,7 @@ fn load_public_key(path: &Path) -> Result<ServicePublicKey, String> {
 
 fn load_envelope(path: &Path) -> Result<Envelope, String> {
     let raw = read_input(path)?;
-    match text(&raw) {
+    match envelope_text(&raw) {
         Some(t) if t.starts_with(pin_recovery::TEXT_PREFIX) => Envelope::from_text(t),
         _ => Envelope::from_bytes(&raw),
     }
@@ -312,5 +324,20 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::envelope_text;
+
+    #[test]
+    fn only_one_trailing_line_ending_is_removed_from_text_envelopes() {
+        assert_eq!(envelope_text(b"pinrec1.AA\n"), Some("pinrec1.AA"));
+        assert_eq!(envelope_text(b"pinrec1.AA\r\n"), Some("pinrec1.AA"));
+        assert_eq!(envelope_text(b"pinrec1.AA"), Some("pinrec1.AA"));
+        assert_eq!(envelope_text(b"pinrec1.AA\n\n"), Some("pinrec1.AA\n"));
+        assert_eq!(envelope_text(b" pinrec1.AA\n"), Some(" pinrec1.AA"));
+        assert_eq!(envelope_text(b"pinrec1.AA \n"), Some("pinrec1.AA "));
     }
 }

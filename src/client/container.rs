@@ -1,14 +1,17 @@
-//! The credential container and its operations. Every operation reads the stored state,
-//! computes a complete new state in memory, and replaces the stored state in one atomic
-//! write; so a failure (or a crash) at any point leaves the old state or the new one.
+//! The credential container and its operations. Every operation holds the store's lock,
+//! reads the stored state, computes a complete new state in memory, and replaces the
+//! stored state in one atomic write; so a failure (or a crash) at any point leaves the
+//! old state or the new one, and two processes never interleave.
 
 use std::sync::Arc;
+
+use core::fmt;
 
 use super::error::ClientError;
 use super::policy::{ContainerPolicy, Pin};
 use super::protector::{ContainerKey, PinProtector, RecoveryProtector};
 use super::recovery::PendingRecovery;
-use super::state::{Payload, State};
+use super::state::{NextEnvelope, Payload, State};
 use super::store::ContainerStore;
 use crate::binding::Binding;
 use crate::clock::{Clock, SystemClock};
@@ -51,8 +54,60 @@ pub struct SignIn {
 pub struct Reset {
     /// The credential public key: unchanged, nothing to re-register.
     pub credential_public_key: VerifyingKey,
-    /// The new envelope (a new secret, sealed to the current key): register it.
+    /// The new envelope (a new secret, sealed to the current key): register it
+    /// ([`Container::pending_registration`]). Until the service confirms it, the envelope
+    /// it replaces (and its secret) keeps working, so the user is never stranded.
     pub envelope: Envelope,
+}
+
+/// A recovery whose secret the service released but whose reset did not complete (the
+/// new PIN refused, a stale key document, a storage failure). It holds the released
+/// secret, so the reset can be retried with [`Container::reset_with_secret`]: no second
+/// MFA, no second release. The secret is wiped when this is dropped.
+pub struct RecoveryIncomplete {
+    error: ClientError,
+    secret: Option<RecoverySecret>,
+}
+
+impl RecoveryIncomplete {
+    /// Why the reset did not complete.
+    pub fn error(&self) -> &ClientError {
+        &self.error
+    }
+
+    /// The released secret, to retry the reset with (`None` if the answer did not open:
+    /// then there is nothing to retry with).
+    pub fn into_secret(self) -> Option<RecoverySecret> {
+        self.secret
+    }
+}
+
+impl fmt::Debug for RecoveryIncomplete {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecoveryIncomplete")
+            .field("error", &self.error)
+            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+impl fmt::Display for RecoveryIncomplete {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.secret {
+            Some(_) => write!(
+                f,
+                "reset not completed ({}); retry with the released secret",
+                self.error
+            ),
+            None => write!(f, "recovery failed: {}", self.error),
+        }
+    }
+}
+
+impl std::error::Error for RecoveryIncomplete {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
 }
 
 /// A completed destructive reset: a new container with a new credential key.
@@ -78,8 +133,10 @@ pub struct ContainerStatus {
     pub locked_out: bool,
     /// Whether a recovery protector exists.
     pub recoverable: bool,
-    /// Whether the current envelope still has to be registered with the service.
+    /// Whether a new envelope still has to be registered with the service.
     pub registration_pending: bool,
+    /// The highest key-document serial the container has accepted; it refuses lower.
+    pub key_document_serial: u64,
 }
 
 /// A credential container for one (tenant, user, device), over a store.
@@ -133,7 +190,18 @@ impl<S: ContainerStore> Container<S> {
     }
 
     fn write(&self, state: &State) -> Result<(), ClientError> {
-        Ok(self.store.replace(&state.encode())?)
+        let bytes = state.encode().map_err(ClientError::CorruptState)?;
+        Ok(self.store.replace(&bytes)?)
+    }
+
+    /// Checks a new PIN against the policy, changing nothing: call it before asking the
+    /// service to release a secret, so that a PIN the policy refuses costs no release.
+    /// (Reuse of a recent PIN can only be checked once the container is unlocked.)
+    ///
+    /// # Errors
+    /// [`ClientError::PinPolicy`].
+    pub fn check_new_pin(&self, pin: &Pin) -> Result<(), ClientError> {
+        Ok(self.policy.pin.check(pin)?)
     }
 
     /// The state, without any secret.
@@ -148,8 +216,9 @@ impl<S: ContainerStore> Container<S> {
                 .map_err(|_| ClientError::Tampered)?,
             failed_attempts: s.failed_attempts,
             locked_out: s.failed_attempts >= self.limit(),
-            recoverable: s.recovery.is_some(),
-            registration_pending: pending_registration(&s).is_some(),
+            recoverable: s.current.is_some() || s.next.is_some(),
+            registration_pending: s.next.is_some(),
+            key_document_serial: s.key_doc_serial,
             identity: s.identity,
         })
     }
@@ -166,6 +235,7 @@ impl<S: ContainerStore> Container<S> {
         pin: &Pin,
         keys: Option<&SignedKeyDocument>,
     ) -> Result<Enrolment, ClientError> {
+        let _lock = self.store.lock()?;
         if self.store.load()?.is_some() {
             return Err(ClientError::AlreadyEnrolled);
         }
@@ -173,7 +243,7 @@ impl<S: ContainerStore> Container<S> {
         self.write(&state)?;
         Ok(Enrolment {
             credential_public_key: credential,
-            envelope: state.recovery.map(|r| r.envelope),
+            envelope: state.next.map(|n| n.protector.envelope),
         })
     }
 
@@ -190,11 +260,12 @@ impl<S: ContainerStore> Container<S> {
         new_pin: &Pin,
         keys: Option<&SignedKeyDocument>,
     ) -> Result<DestructiveReset, ClientError> {
+        let _lock = self.store.lock()?;
         let (state, credential) = self.fresh_state(identity, new_pin, keys)?;
         self.write(&state)?;
         Ok(DestructiveReset {
             credential_public_key: credential,
-            envelope: state.recovery.map(|r| r.envelope),
+            envelope: state.next.map(|n| n.protector.envelope),
         })
     }
 
@@ -227,15 +298,15 @@ impl<S: ContainerStore> Container<S> {
             payload: Vec::new(),
             pin: PinProtector::create(&unlocked.ck, pin, self.policy.argon2, identity)?,
             pin_set_at: self.clock.now(),
-            recovery: None,
             key_doc_serial: 0,
             mac: [0; 32],
+            current: None,
+            next: None,
             failed_attempts: 0,
-            registered: None,
         };
         if self.policy.recovery_enabled {
             let doc = self.verify_keys(&state, keys.ok_or(ClientError::KeyDocumentRequired)?)?;
-            self.reseal(&mut state, &unlocked.ck, &doc)?;
+            self.seal_next(&mut state, &unlocked.ck, &doc, None)?;
         }
         seal_state(&mut state, &unlocked)?;
         Ok((state, public))
@@ -257,24 +328,35 @@ impl<S: ContainerStore> Container<S> {
         )?)
     }
 
-    /// A fresh secret sealed to the current key of a verified document, and its protector.
-    fn reseal(
+    /// A fresh secret sealed to the current key of a verified document, as the next
+    /// envelope, with the proof that it may replace `state.current` (made with that
+    /// envelope's registration key, `current_key`).
+    fn seal_next(
         &self,
         state: &mut State,
         ck: &ContainerKey,
         doc: &KeyDocument,
+        current_key: Option<&[u8; 32]>,
     ) -> Result<(), ClientError> {
-        let current = doc.current().ok_or(ClientError::KeyDocument(
+        let key = doc.current().ok_or(ClientError::KeyDocument(
             crate::keydoc::KeyDocumentError::BadKeys,
         ))?;
         let secret = RecoverySecret::generate()?;
-        let envelope = current.seal_at(&secret, &state.identity, self.clock.now())?;
-        state.recovery = Some(RecoveryProtector::create(
-            ck,
-            &secret,
-            envelope,
-            &state.identity,
-        )?);
+        let envelope = key.seal_at(&secret, &state.identity, self.clock.now())?;
+        let proof = match (current_key, state.previous()) {
+            (Some(k), Some(previous)) => {
+                let signed = wire::registration_signed_bytes(&envelope, Some(previous))
+                    .map_err(ClientError::CorruptState)?;
+                Some(wire::registration_proof(k, &signed))
+            }
+            (None, None) => None,
+            // A current envelope with no key to prove it by (or the reverse) is a bug.
+            _ => return Err(ClientError::Crypto(crate::Error::Crypto)),
+        };
+        state.next = Some(NextEnvelope {
+            protector: RecoveryProtector::create(ck, &secret, envelope, &state.identity)?,
+            proof,
+        });
         state.key_doc_serial = doc.serial;
         Ok(())
     }
@@ -313,9 +395,10 @@ impl<S: ContainerStore> Container<S> {
 
     /// Signs `challenge` with the credential key after checking the PIN. If recovery is
     /// enabled and a key document is given whose current key differs from the one the
-    /// envelope is sealed to, reseals a fresh secret to the current key (so no envelope
-    /// is stranded on a retired key); if recovery was disabled, drops the recovery
-    /// protector.
+    /// service's envelope is sealed to, reseals a fresh secret to the current key as the
+    /// next envelope (so no envelope is stranded on a retired key) — unless a new
+    /// envelope is already waiting for registration: it is registered first. If recovery
+    /// was disabled, drops the recovery protectors.
     ///
     /// # Errors
     /// [`ClientError::WrongPin`], [`ClientError::LockedOut`],
@@ -327,6 +410,7 @@ impl<S: ContainerStore> Container<S> {
         challenge: &[u8],
         keys: Option<&SignedKeyDocument>,
     ) -> Result<SignIn, ClientError> {
+        let _lock = self.store.lock()?;
         let mut state = self.load()?;
         let unlocked = self.unlock_with_pin(&mut state, pin)?;
         state.failed_attempts = 0;
@@ -345,17 +429,23 @@ impl<S: ContainerStore> Container<S> {
                         return Err(e);
                     }
                 };
-                let current = doc.current().map(|k| k.key_id());
-                if current.is_some()
-                    && current != state.recovery.as_ref().map(|r| r.envelope.key_id())
+                let wanted = doc.current().map(|k| k.key_id());
+                if state.next.is_none()
+                    && wanted.is_some()
+                    && wanted != state.current.as_ref().map(|r| r.envelope.key_id())
                 {
-                    self.reseal(&mut state, &unlocked.ck, &doc)?;
-                    resealed = state.recovery.as_ref().map(|r| r.envelope.clone());
+                    let current_key = match &state.current {
+                        Some(p) => Some(p.registration_key(&unlocked.ck, &state.identity)?),
+                        None => None,
+                    };
+                    self.seal_next(&mut state, &unlocked.ck, &doc, current_key.as_deref())?;
+                    resealed = state.next.as_ref().map(|n| n.protector.envelope.clone());
                     changed = true;
                 }
             }
-            (false, _) if state.recovery.is_some() => {
-                state.recovery = None;
+            (false, _) if state.current.is_some() || state.next.is_some() => {
+                state.current = None;
+                state.next = None;
                 changed = true;
             }
             _ => {}
@@ -379,6 +469,7 @@ impl<S: ContainerStore> Container<S> {
     /// [`ClientError::Store`], [`ClientError::Tampered`].
     pub fn change_pin(&self, old: &Pin, new: &Pin) -> Result<(), ClientError> {
         self.policy.pin.check(new)?;
+        let _lock = self.store.lock()?;
         let mut state = self.load()?;
         let mut unlocked = self.unlock_with_pin(&mut state, old)?;
         state.failed_attempts = 0;
@@ -418,75 +509,106 @@ impl<S: ContainerStore> Container<S> {
         Ok(())
     }
 
-    /// Starts a recovery: a one-time key whose nonce goes to the identity provider.
+    /// Starts a recovery: a one-time key whose nonce goes to the identity provider, for
+    /// the envelope the service holds as far as the device knows — the confirmed one, or
+    /// before any confirmation the one waiting for registration. If a new envelope is
+    /// waiting, send [`Container::pending_registration`] first: if the service already
+    /// took it (its answer was lost), confirming it makes this recover with it.
     ///
     /// # Errors
     /// [`ClientError::RecoveryDisabled`] without a recovery protector;
     /// [`ClientError::NotEnrolled`], [`ClientError::CorruptState`].
     pub fn begin_recovery(&self) -> Result<PendingRecovery, ClientError> {
         let state = self.load()?;
-        let envelope = state
-            .recovery
-            .ok_or(ClientError::RecoveryDisabled)?
-            .envelope;
+        let envelope = match (state.current, state.next) {
+            (Some(current), _) => current.envelope,
+            (None, Some(next)) => next.protector.envelope,
+            (None, None) => return Err(ClientError::RecoveryDisabled),
+        };
         PendingRecovery::for_envelope(envelope)
     }
 
     /// Completes a recovery with the service's answer: opens it with the one-time key,
-    /// then resets the PIN as [`Container::reset_with_secret`] does.
+    /// then resets the PIN as [`Container::reset_with_secret`] does. Check the new PIN
+    /// with [`Container::check_new_pin`] before sending the request.
     ///
     /// # Errors
-    /// [`ClientError::ResponseMismatch`] if the answer is not for this request, and
-    /// every error of [`Container::reset_with_secret`].
+    /// [`RecoveryIncomplete`]: its [`RecoveryIncomplete::error`] is
+    /// [`ClientError::ResponseMismatch`] if the answer is not for this request, or any
+    /// error of [`Container::reset_with_secret`]; in the latter case it carries the
+    /// released secret to retry with.
     pub fn complete_recovery(
         &self,
         pending: PendingRecovery,
         response: &RecoveryResponse,
         new_pin: &Pin,
         keys: &SignedKeyDocument,
-    ) -> Result<Reset, ClientError> {
-        self.policy.pin.check(new_pin)?;
-        let secret = pending.open(response)?;
-        self.reset_with_secret(secret, new_pin, keys)
+    ) -> Result<Reset, RecoveryIncomplete> {
+        let secret = pending.open(response).map_err(|error| RecoveryIncomplete {
+            error,
+            secret: None,
+        })?;
+        self.reset_with_secret(&secret, new_pin, keys)
+            .map_err(|error| RecoveryIncomplete {
+                error,
+                secret: Some(secret),
+            })
     }
 
     /// The non-destructive reset: unlocks the container with the recovery secret the
-    /// service returned, sets `new_pin`, clears any lockout, and rotates to a new
-    /// recovery secret sealed to the current service key. The credential keys are
-    /// unchanged. The old secret is wiped (it is consumed) and no longer opens the
-    /// container.
+    /// service released, sets `new_pin`, clears any lockout, and seals a new recovery
+    /// secret to the current service key as the next envelope. The credential keys are
+    /// unchanged. The envelope whose secret this is stays the service's until the new
+    /// one is confirmed ([`Container::confirm_registration`]), when its protector is
+    /// dropped and the old secret stops opening the container.
     ///
     /// # Errors
     /// [`ClientError::PinPolicy`], [`ClientError::RecoveryDisabled`],
     /// [`ClientError::WrongRecoverySecret`], [`ClientError::PinReused`], key-document
     /// errors, [`ClientError::Store`], [`ClientError::Tampered`]; none changes what is
-    /// stored.
+    /// stored, and each can be retried with the same secret.
     pub fn reset_with_secret(
         &self,
-        secret: RecoverySecret,
+        secret: &RecoverySecret,
         new_pin: &Pin,
         keys: &SignedKeyDocument,
     ) -> Result<Reset, ClientError> {
         self.policy.pin.check(new_pin)?;
+        let _lock = self.store.lock()?;
         let mut state = self.load()?;
-        let protector = state
-            .recovery
+        if state.current.is_none() && state.next.is_none() {
+            return Err(ClientError::RecoveryDisabled);
+        }
+        // The service released the secret of the envelope it holds: that protector
+        // becomes the current one, whichever it was.
+        let opened = state
+            .current
             .as_ref()
-            .ok_or(ClientError::RecoveryDisabled)?;
-        let ck = protector
-            .unlock(&secret, &state.identity)
-            .map_err(|_| ClientError::WrongRecoverySecret)?;
-        drop(secret);
+            .and_then(|p| p.unlock(secret, &state.identity).ok())
+            .map(|ck| (ck, false))
+            .or_else(|| {
+                state
+                    .next
+                    .as_ref()
+                    .and_then(|n| n.protector.unlock(secret, &state.identity).ok())
+                    .map(|ck| (ck, true))
+            });
+        let (ck, was_next) = opened.ok_or(ClientError::WrongRecoverySecret)?;
         let mut unlocked = authenticate(&state, ck)?;
         self.set_pin(&mut state, &mut unlocked, new_pin)?;
         let doc = self.verify_keys(&state, keys)?;
-        self.reseal(&mut state, &unlocked.ck, &doc)?;
+        if was_next {
+            state.current = state.next.take().map(|n| n.protector);
+        }
+        state.next = None;
+        let current_key = wire::registration_key(secret)?;
+        self.seal_next(&mut state, &unlocked.ck, &doc, Some(&*current_key))?;
         state.failed_attempts = 0;
         seal_state(&mut state, &unlocked)?;
         self.write(&state)?;
         let envelope = state
-            .recovery
-            .map(|r| r.envelope)
+            .next
+            .map(|n| n.protector.envelope)
             .ok_or(ClientError::RecoveryDisabled)?;
         let credential_public_key =
             VerifyingKey::from_sec1(&state.credential_public).map_err(|_| ClientError::Tampered)?;
@@ -496,8 +618,9 @@ impl<S: ContainerStore> Container<S> {
         })
     }
 
-    /// The registration the service still needs, if any: the current envelope, signed
-    /// by the device key, replacing the one the service last acknowledged.
+    /// The registration the service still needs, if any: the new envelope, signed by the
+    /// device key, replacing the one the service holds, with the proof that the device
+    /// knows that envelope's secret.
     ///
     /// # Errors
     /// [`ClientError::NotEnrolled`], [`ClientError::CorruptState`],
@@ -507,49 +630,45 @@ impl<S: ContainerStore> Container<S> {
         device_key: &SigningKey,
     ) -> Result<Option<EnvelopeRegistration>, ClientError> {
         let state = self.load()?;
-        let Some(envelope) = pending_registration(&state) else {
+        let previous = state.previous();
+        let Some(next) = state.next else {
             return Ok(None);
         };
-        let signed = wire::registration_signed_bytes(envelope, state.registered);
+        let envelope = next.protector.envelope;
+        let signed = wire::registration_signed_bytes(&envelope, previous)
+            .map_err(ClientError::CorruptState)?;
         let signature = device_key.sign(&signed)?;
         Ok(Some(EnvelopeRegistration::new(
-            envelope.clone(),
-            state.registered,
-            signature,
+            envelope, previous, next.proof, signature, signed,
         )))
     }
 
-    /// Records that the service registered `envelope_id`.
+    /// Records that the service registered `envelope_id`: the waiting envelope becomes
+    /// the current one, and the protector it replaces (with its secret) is dropped.
+    /// Confirming the current envelope again changes nothing.
     ///
     /// # Errors
-    /// [`ClientError::ResponseMismatch`] if it is not the current envelope; storage and
-    /// decoding errors.
+    /// [`ClientError::ResponseMismatch`] if it is neither the waiting nor the current
+    /// envelope; storage and decoding errors.
     pub fn confirm_registration(&self, envelope_id: EnvelopeId) -> Result<(), ClientError> {
+        let _lock = self.store.lock()?;
         let mut state = self.load()?;
-        match &state.recovery {
-            Some(r) if r.envelope.envelope_id() == envelope_id => {
-                if state.registered != Some(envelope_id) {
-                    state.registered = Some(envelope_id);
-                    self.write(&state)?;
-                }
-                Ok(())
-            }
-            _ => Err(ClientError::ResponseMismatch),
+        let id = |p: &RecoveryProtector| p.envelope.envelope_id();
+        if state.next.as_ref().map(|n| id(&n.protector)) == Some(envelope_id) {
+            state.current = state.next.take().map(|n| n.protector);
+            return self.write(&state);
         }
+        if state.current.as_ref().map(id) == Some(envelope_id) {
+            return Ok(());
+        }
+        Err(ClientError::ResponseMismatch)
     }
-}
-
-fn pending_registration(state: &State) -> Option<&Envelope> {
-    state
-        .recovery
-        .as_ref()
-        .map(|r| &r.envelope)
-        .filter(|e| state.registered != Some(e.envelope_id()))
 }
 
 /// Verifies the state MAC and decrypts the payload with `ck`.
 fn authenticate(state: &State, ck: ContainerKey) -> Result<Unlocked, ClientError> {
-    if !ck.verify_state_mac(&state.body(), &state.mac)? {
+    let body = state.body().map_err(ClientError::CorruptState)?;
+    if !ck.verify_state_mac(&body, &state.mac)? {
         return Err(ClientError::Tampered);
     }
     let aad = State::payload_aad(&state.identity, &state.credential_public);
@@ -566,6 +685,7 @@ fn seal_state(state: &mut State, unlocked: &Unlocked) -> Result<(), ClientError>
     let (nonce, payload) = unlocked.ck.seal_payload(&aad, &unlocked.payload.encode())?;
     state.payload_nonce = nonce;
     state.payload = payload;
-    state.mac = unlocked.ck.state_mac(&state.body())?;
+    let body = state.body().map_err(ClientError::CorruptState)?;
+    state.mac = unlocked.ck.state_mac(&body)?;
     Ok(())
 }

@@ -19,6 +19,8 @@ use crate::keydoc::KeyDocumentError;
 /// - [`ClientError::KeyDocument`], [`ClientError::NoServiceTrust`],
 ///   [`ClientError::KeyDocumentRequired`]: fetch a fresh key document or configure the
 ///   pinned service signing key.
+/// - [`ClientError::BadAssertion`]: the identity provider's assertion is unusable; get
+///   another.
 /// - [`ClientError::Store`]: the storage failed; the container is unchanged (or, after a
 ///   failed directory sync, already in its new state) and the operation may be retried.
 /// - [`ClientError::CorruptState`], [`ClientError::Tampered`]: the stored container is
@@ -55,6 +57,9 @@ pub enum ClientError {
     KeyDocument(KeyDocumentError),
     /// The service's answer is not for this request, or does not open.
     ResponseMismatch,
+    /// The MFA assertion cannot be carried in a request (too long, or not a compact
+    /// JWS).
+    BadAssertion(DecodeError),
     /// The stored state does not decode.
     CorruptState(DecodeError),
     /// The stored state decodes but fails its authentication.
@@ -91,6 +96,7 @@ impl fmt::Display for ClientError {
             ClientError::ResponseMismatch => {
                 f.write_str("the service response is not for this request")
             }
+            ClientError::BadAssertion(e) => write!(f, "the MFA assertion cannot be sent: {e}"),
             ClientError::CorruptState(e) => write!(f, "stored container is corrupt: {e}"),
             ClientError::Tampered => f.write_str("stored container failed authentication"),
             ClientError::Store(e) => write!(f, "{e}"),

@@ -14,7 +14,8 @@ mod state;
 mod store;
 
 pub use container::{
-    Container, ContainerStatus, DestructiveReset, Enrolment, Reset, ServiceTrust, SignIn,
+    Container, ContainerStatus, DestructiveReset, Enrolment, RecoveryIncomplete, Reset,
+    ServiceTrust, SignIn,
 };
 pub use error::ClientError;
 pub use policy::{
@@ -22,10 +23,11 @@ pub use policy::{
 };
 pub use recovery::PendingRecovery;
 pub use store::{
-    ContainerStore, FaultHook, FileStore, MemoryStore, StoreError, StoreStep, MAX_STATE_LEN,
+    ContainerStore, FaultHook, FileStore, MemoryStore, StoreError, StoreLock, StoreStep,
+    MAX_STATE_LEN,
 };
 
 #[doc(hidden)]
 pub fn __decode_state(bytes: &[u8]) -> Result<Vec<u8>, crate::DecodeError> {
-    state::State::decode(bytes).map(|s| s.encode())
+    state::State::decode(bytes).and_then(|s| s.encode())
 }

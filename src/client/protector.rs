@@ -13,7 +13,8 @@ use crate::provider::{provider, Failure, Secret32};
 use crate::secret::RecoverySecret;
 
 const PIN_LABEL: &[u8] = b"pin-recovery v1 pin protector";
-const RECOVERY_LABEL: &[u8] = b"pin-recovery v1 recovery protector";
+const RECOVERY_LABEL: &[u8] = b"pin-recovery v2 recovery protector";
+const REGISTRATION_KEY_WRAP_LABEL: &[u8] = b"pin-recovery v2 registration key wrap";
 const PAYLOAD_LABEL: &[u8] = b"pin-recovery v1 container payload";
 const MAC_LABEL: &[u8] = b"pin-recovery v1 state mac";
 const HISTORY_LABEL: &[u8] = b"pin-recovery v1 pin history";
@@ -182,20 +183,27 @@ impl PinProtector {
 }
 
 /// The container key wrapped under a key derived from the recovery secret, with the
-/// envelope that carries the secret to the service.
+/// envelope that carries the secret to the service, and the envelope's registration key
+/// wrapped under the container key (to prove, when replacing this envelope at the
+/// service, that the device knows its secret). It authenticates itself: both wraps are
+/// AEADs over the identity and a hash of the exact envelope bytes, so it sits outside
+/// the state MAC and can be dropped without the container key when the service confirms
+/// a newer envelope.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RecoveryProtector {
     pub(crate) salt: [u8; 16],
     pub(crate) nonce: [u8; 12],
     pub(crate) wrapped: [u8; WRAPPED_LEN],
+    pub(crate) key_nonce: [u8; 12],
+    pub(crate) wrapped_registration_key: [u8; WRAPPED_LEN],
     pub(crate) envelope: Envelope,
 }
 
 impl RecoveryProtector {
-    fn aad(identity: &Binding, envelope: &Envelope) -> Vec<u8> {
-        let mut aad = RECOVERY_LABEL.to_vec();
+    fn aad(label: &[u8], identity: &Binding, envelope: &Envelope) -> Vec<u8> {
+        let mut aad = label.to_vec();
         identity.encode(&mut aad);
-        aad.extend_from_slice(envelope.envelope_id().as_bytes());
+        aad.extend_from_slice(&provider().sha256(&[envelope.as_bytes()]));
         aad
     }
 
@@ -214,13 +222,22 @@ impl RecoveryProtector {
     ) -> Result<Self, Failure> {
         let mut salt = [0u8; 16];
         provider().fill_random(&mut salt)?;
-        let aad = Self::aad(identity, &envelope);
+        let aad = Self::aad(RECOVERY_LABEL, identity, &envelope);
         let kek = Self::kek(secret, &salt, &aad)?;
         let (nonce, wrapped) = wrap(&kek, &aad, ck)?;
+        let registration_key = crate::wire::registration_key(secret)?;
+        let key_aad = Self::aad(REGISTRATION_KEY_WRAP_LABEL, identity, &envelope);
+        let (key_nonce, wrapped_registration_key) = wrap(
+            &*ck.subkey(REGISTRATION_KEY_WRAP_LABEL)?,
+            &key_aad,
+            &ContainerKey(registration_key),
+        )?;
         Ok(RecoveryProtector {
             salt,
             nonce,
             wrapped,
+            key_nonce,
+            wrapped_registration_key,
             envelope,
         })
     }
@@ -230,8 +247,24 @@ impl RecoveryProtector {
         secret: &RecoverySecret,
         identity: &Binding,
     ) -> Result<ContainerKey, Failure> {
-        let aad = Self::aad(identity, &self.envelope);
+        let aad = Self::aad(RECOVERY_LABEL, identity, &self.envelope);
         let kek = Self::kek(secret, &self.salt, &aad)?;
         unwrap(&kek, &aad, &self.nonce, &self.wrapped)
+    }
+
+    /// The envelope's registration key (see [`crate::wire::registration_key`]).
+    pub(crate) fn registration_key(
+        &self,
+        ck: &ContainerKey,
+        identity: &Binding,
+    ) -> Result<Secret32, Failure> {
+        let aad = Self::aad(REGISTRATION_KEY_WRAP_LABEL, identity, &self.envelope);
+        let key = unwrap(
+            &*ck.subkey(REGISTRATION_KEY_WRAP_LABEL)?,
+            &aad,
+            &self.key_nonce,
+            &self.wrapped_registration_key,
+        )?;
+        Ok(key.0)
     }
 }

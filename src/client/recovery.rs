@@ -58,17 +58,25 @@ impl PendingRecovery {
     /// Builds the request carrying `assertion`, signed by the device key.
     ///
     /// # Errors
-    /// [`ClientError::Crypto`] if signing fails.
+    /// [`ClientError::BadAssertion`] if the assertion is longer than
+    /// [`crate::MAX_ASSERTION_LEN`] or not a compact JWS; [`ClientError::Crypto`] if
+    /// signing fails.
     pub fn request(
         &mut self,
         assertion: &str,
         device_key: &SigningKey,
     ) -> Result<RecoveryRequest, ClientError> {
         let eph = *self.ephemeral.public_key();
-        let signed = wire::request_signed_bytes(&self.envelope, &eph, assertion);
+        let signed = wire::request_signed_bytes(&self.envelope, &eph, assertion)
+            .map_err(ClientError::BadAssertion)?;
         let signature = device_key.sign(&signed)?;
-        let request =
-            RecoveryRequest::new(self.envelope.clone(), eph, assertion.to_owned(), signature);
+        let request = RecoveryRequest::new(
+            self.envelope.clone(),
+            eph,
+            assertion.to_owned(),
+            signature,
+            signed,
+        );
         self.request_hash = Some(request.request_hash());
         Ok(request)
     }
@@ -83,8 +91,14 @@ impl PendingRecovery {
         self.open_ref(response)
     }
 
-    /// Opens the service's answer; consumes the one-time key.
-    pub(crate) fn open(self, response: &RecoveryResponse) -> Result<RecoverySecret, ClientError> {
+    /// Opens the service's answer; consumes (and wipes) the one-time key. Keep the
+    /// secret until [`crate::client::Container::reset_with_secret`] succeeds: a failed
+    /// reset can be retried with it, without a second MFA or a second release.
+    ///
+    /// # Errors
+    /// [`ClientError::ResponseMismatch`] if the answer is not for this request or does
+    /// not open.
+    pub fn open(self, response: &RecoveryResponse) -> Result<RecoverySecret, ClientError> {
         self.open_ref(response)
     }
 

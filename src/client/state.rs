@@ -1,7 +1,8 @@
 //! The stored container: one canonical binary encoding (decode rejects truncation,
-//! trailing bytes, bad lengths and unknown versions), split into a body that the
-//! container key authenticates and a small tail that changes without it (the failed-PIN
-//! counter and the service's registration acknowledgement).
+//! trailing bytes, bad lengths and unknown versions), in three parts: a body that the
+//! container key authenticates; the recovery protectors, each authenticating itself, so
+//! that a confirmed registration can drop the one it replaces without the container key;
+//! and the failed-PIN counter, which changes before the PIN is known.
 
 use zeroize::Zeroizing;
 
@@ -13,11 +14,21 @@ use crate::envelope::{Envelope, EnvelopeId, MAX_ENVELOPE_LEN};
 use crate::error::DecodeError;
 
 const MAGIC: [u8; 4] = *b"PRCS";
-const VERSION: u8 = 1;
+/// Version 2: recovery protectors outside the MAC, a pending one beside the registered
+/// one, each with its registration key. Version 1 containers are refused.
+const VERSION: u8 = 2;
 /// The most PIN history entries a payload can hold.
 pub(crate) const MAX_HISTORY: usize = 50;
 const PAYLOAD_MAX: usize = 32 + 1 + 32 * MAX_HISTORY + 16;
 const PAYLOAD_MIN: usize = 32 + 1 + 16;
+
+/// A new envelope waiting for the service to register it, with the proof that replaces
+/// the current one (present exactly when there is a current one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct NextEnvelope {
+    pub(crate) protector: RecoveryProtector,
+    pub(crate) proof: Option<[u8; 32]>,
+}
 
 /// A decoded container state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,23 +39,27 @@ pub(crate) struct State {
     pub(crate) payload: Vec<u8>,
     pub(crate) pin: PinProtector,
     pub(crate) pin_set_at: u64,
-    pub(crate) recovery: Option<RecoveryProtector>,
     pub(crate) key_doc_serial: u64,
     pub(crate) mac: [u8; 32],
+    /// The protector whose envelope the service holds (it confirmed the registration, or
+    /// released the secret).
+    pub(crate) current: Option<RecoveryProtector>,
+    /// The protector whose envelope is to replace `current` at the service. Both stay
+    /// until the service confirms, so the user can recover whichever it holds.
+    pub(crate) next: Option<NextEnvelope>,
     pub(crate) failed_attempts: u32,
-    pub(crate) registered: Option<EnvelopeId>,
 }
 
 impl State {
     /// The bytes the state MAC covers.
-    pub(crate) fn body(&self) -> Vec<u8> {
+    pub(crate) fn body(&self) -> Result<Vec<u8>, DecodeError> {
         let mut out = Vec::with_capacity(512);
         out.extend_from_slice(&MAGIC);
         out.push(VERSION);
         self.identity.encode(&mut out);
         out.extend_from_slice(&self.credential_public);
         out.extend_from_slice(&self.payload_nonce);
-        codec::put_vec16(&mut out, &self.payload);
+        codec::put_vec16(&mut out, &self.payload)?;
         out.extend_from_slice(&self.pin.salt);
         out.extend_from_slice(&self.pin.params.memory_kib.to_be_bytes());
         out.extend_from_slice(&self.pin.params.iterations.to_be_bytes());
@@ -52,32 +67,36 @@ impl State {
         out.extend_from_slice(&self.pin.nonce);
         out.extend_from_slice(&self.pin.wrapped);
         out.extend_from_slice(&self.pin_set_at.to_be_bytes());
-        match &self.recovery {
-            None => out.push(0),
-            Some(r) => {
-                out.push(1);
-                out.extend_from_slice(&r.salt);
-                out.extend_from_slice(&r.nonce);
-                out.extend_from_slice(&r.wrapped);
-                codec::put_vec16(&mut out, r.envelope.as_bytes());
-            }
-        }
         out.extend_from_slice(&self.key_doc_serial.to_be_bytes());
-        out
+        Ok(out)
     }
 
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = self.body();
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, DecodeError> {
+        let mut out = self.body()?;
         out.extend_from_slice(&self.mac);
-        out.extend_from_slice(&self.failed_attempts.to_be_bytes());
-        match self.registered {
+        match &self.current {
             None => out.push(0),
-            Some(id) => {
+            Some(p) => {
                 out.push(1);
-                out.extend_from_slice(id.as_bytes());
+                put_protector(&mut out, p)?;
             }
         }
-        out
+        match &self.next {
+            None => out.push(0),
+            Some(n) => {
+                out.push(1);
+                put_protector(&mut out, &n.protector)?;
+                match &n.proof {
+                    None => out.push(0),
+                    Some(proof) => {
+                        out.push(1);
+                        out.extend_from_slice(proof);
+                    }
+                }
+            }
+        }
+        out.extend_from_slice(&self.failed_attempts.to_be_bytes());
+        Ok(out)
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
@@ -105,22 +124,31 @@ impl State {
             wrapped: r.array::<WRAPPED_LEN>()?,
         };
         let pin_set_at = r.u64()?;
-        let recovery = match flag(&mut r)? {
-            false => None,
-            true => Some(RecoveryProtector {
-                salt: r.array()?,
-                nonce: r.array()?,
-                wrapped: r.array()?,
-                envelope: Envelope::from_bytes(r.vec16("envelope", 1, MAX_ENVELOPE_LEN)?)?,
-            }),
-        };
         let key_doc_serial = r.u64()?;
         let mac = r.array()?;
-        let failed_attempts = r.u32()?;
-        let registered = match flag(&mut r)? {
+        let current = match flag(&mut r)? {
             false => None,
-            true => Some(EnvelopeId::from_bytes(r.array()?)),
+            true => Some(read_protector(&mut r)?),
         };
+        let next = match flag(&mut r)? {
+            false => None,
+            true => Some(NextEnvelope {
+                protector: read_protector(&mut r)?,
+                proof: match flag(&mut r)? {
+                    false => None,
+                    true => Some(r.array()?),
+                },
+            }),
+        };
+        if next
+            .as_ref()
+            .is_some_and(|n| n.proof.is_some() != current.is_some())
+        {
+            return Err(DecodeError::BadDocument {
+                reason: "a pending envelope has a proof exactly when it replaces one",
+            });
+        }
+        let failed_attempts = r.u32()?;
         r.finish()?;
         Ok(State {
             identity,
@@ -129,12 +157,17 @@ impl State {
             payload,
             pin,
             pin_set_at,
-            recovery,
             key_doc_serial,
             mac,
+            current,
+            next,
             failed_attempts,
-            registered,
         })
+    }
+
+    /// The envelope the service is to replace with `next`'s, if any.
+    pub(crate) fn previous(&self) -> Option<EnvelopeId> {
+        self.current.as_ref().map(|p| p.envelope.envelope_id())
     }
 
     /// The associated data of the payload: it ties the credential keys to this identity
@@ -145,6 +178,26 @@ impl State {
         aad.extend_from_slice(credential_public);
         aad
     }
+}
+
+fn put_protector(out: &mut Vec<u8>, p: &RecoveryProtector) -> Result<(), DecodeError> {
+    out.extend_from_slice(&p.salt);
+    out.extend_from_slice(&p.nonce);
+    out.extend_from_slice(&p.wrapped);
+    out.extend_from_slice(&p.key_nonce);
+    out.extend_from_slice(&p.wrapped_registration_key);
+    codec::put_vec16(out, p.envelope.as_bytes())
+}
+
+fn read_protector(r: &mut Reader<'_>) -> Result<RecoveryProtector, DecodeError> {
+    Ok(RecoveryProtector {
+        salt: r.array()?,
+        nonce: r.array()?,
+        wrapped: r.array()?,
+        key_nonce: r.array()?,
+        wrapped_registration_key: r.array()?,
+        envelope: Envelope::from_bytes(r.vec16("envelope", 1, MAX_ENVELOPE_LEN)?)?,
+    })
 }
 
 fn flag(r: &mut Reader<'_>) -> Result<bool, DecodeError> {

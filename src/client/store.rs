@@ -1,12 +1,13 @@
-//! Where a container's state lives: a trait whose `replace` is atomic, a file store that
-//! makes it so (write a temporary file, fsync it, rename it over the old one, fsync the
-//! directory), and an in-memory store for tests.
+//! Where a container's state lives: a trait whose `replace` is atomic and whose `lock`
+//! serialises read-modify-writes, a file store that makes both so (write a uniquely
+//! named temporary file, fsync it, rename it over the old one, fsync the directory;
+//! an advisory lock on a side file), and an in-memory store for tests.
 
 use core::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// The largest state file read; a container is a few kilobytes.
 pub const MAX_STATE_LEN: u64 = 64 * 1024;
@@ -29,9 +30,12 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-/// The steps of a state replacement, in order (and `Read` for loading).
+/// The steps of a state replacement, in order (and `Read` for loading, `Lock` for
+/// taking the lock).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StoreStep {
+    /// Taking the lock that serialises operations on the container.
+    Lock,
     /// Reading the current state.
     Read,
     /// Creating the temporary file.
@@ -60,7 +64,9 @@ impl StoreStep {
 
 /// Persistent storage for one container. `replace` must be atomic: after it returns,
 /// successfully or not, and after a crash at any point inside it, `load` returns either
-/// the old bytes or the new ones.
+/// the old bytes or the new ones. `lock` gives exclusive use across a read-modify-write,
+/// against other threads and other processes, so that two of them never lose one's
+/// update (a failed-PIN count, say).
 pub trait ContainerStore: Send + Sync {
     /// The stored state, or `None` if nothing is stored.
     ///
@@ -73,20 +79,46 @@ pub trait ContainerStore: Send + Sync {
     /// # Errors
     /// [`StoreError`] naming the step that failed.
     fn replace(&self, bytes: &[u8]) -> Result<(), StoreError>;
+
+    /// Waits for exclusive use of the container; it ends when the lock is dropped.
+    ///
+    /// # Errors
+    /// [`StoreError`] at [`StoreStep::Lock`].
+    fn lock(&self) -> Result<StoreLock, StoreError>;
+}
+
+/// Exclusive use of a container's store, released on drop.
+#[must_use = "the lock is released as soon as it is dropped"]
+pub struct StoreLock(#[allow(dead_code)] Box<dyn Send>);
+
+impl StoreLock {
+    /// A lock held for as long as `guard` lives (for implementations of
+    /// [`ContainerStore`]).
+    pub fn new(guard: impl Send + 'static) -> Self {
+        StoreLock(Box::new(guard))
+    }
+}
+
+impl fmt::Debug for StoreLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StoreLock")
+    }
 }
 
 /// Decides, for each step, whether it fails: for fault-injection tests.
 pub type FaultHook = Arc<dyn Fn(StoreStep) -> io::Result<()> + Send + Sync>;
 
-/// A container stored in one file, replaced atomically.
+/// A container stored in one file, replaced atomically, with an advisory lock on a side
+/// file (`path` + `.lock`, never replaced) held across each operation.
 pub struct FileStore {
     path: PathBuf,
     faults: Option<FaultHook>,
 }
 
 impl FileStore {
-    /// A store at `path`; the directory must exist. A temporary file `path` + `.tmp`
-    /// is used during replacement.
+    /// A store at `path`; the directory must exist. Replacement writes a uniquely named
+    /// temporary file `.<name>.<random>.tmp` beside it; ones left by a crash are removed
+    /// the next time the lock is taken.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         FileStore {
             path: path.into(),
@@ -109,14 +141,27 @@ impl FileStore {
         &self.path
     }
 
-    fn temp_path(&self) -> PathBuf {
-        let mut name = self
-            .path
+    fn dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    fn file_name(&self) -> String {
+        self.path
             .file_name()
-            .map(|n| n.to_os_string())
-            .unwrap_or_default();
-        name.push(".tmp");
-        self.path.with_file_name(name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    fn temp_prefix(&self) -> String {
+        format!(".{}.", self.file_name())
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.path
+            .with_file_name(format!("{}.lock", self.file_name()))
     }
 
     fn step(&self, step: StoreStep, result: io::Result<()>) -> Result<(), StoreError> {
@@ -134,28 +179,44 @@ impl FileStore {
         self.step(step, Ok(()))
     }
 
-    fn write_temp(&self, bytes: &[u8]) -> Result<(), StoreError> {
-        let tmp = self.temp_path();
-        self.fault(StoreStep::CreateTemp)?;
-        let mut opts = OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
+    /// Removes temporary files a crashed writer left; only called under the lock, when
+    /// no other writer can be using one.
+    fn remove_stale_temps(&self) {
+        let prefix = self.temp_prefix();
+        let Ok(entries) = fs::read_dir(self.dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix) && name.ends_with(".tmp") {
+                let _ = fs::remove_file(entry.path());
+            }
         }
-        let mut f = opts.open(&tmp).map_err(|e| StoreError {
-            step: StoreStep::CreateTemp,
-            kind: e.kind(),
-        })?;
-        let half = bytes.len() / 2;
-        let (first, second) = bytes.split_at(half);
-        f.write_all(first).map_err(|e| StoreError {
-            step: StoreStep::Write,
-            kind: e.kind(),
-        })?;
-        self.step(StoreStep::Write, f.write_all(second))?;
-        self.step(StoreStep::SyncFile, f.sync_all())
+    }
+
+    /// The new state in a fresh temporary file, synced. The fault hook runs between the
+    /// two halves of the write, so an injected fault leaves a torn file behind.
+    fn write_temp(&self, bytes: &[u8]) -> Result<tempfile::NamedTempFile, StoreError> {
+        let at = |step: StoreStep| {
+            move |e: io::Error| StoreError {
+                step,
+                kind: e.kind(),
+            }
+        };
+        self.fault(StoreStep::CreateTemp)?;
+        // tempfile creates the file with mode 0600 and a name no other writer has.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&self.temp_prefix())
+            .suffix(".tmp")
+            .tempfile_in(self.dir())
+            .map_err(at(StoreStep::CreateTemp))?;
+        let (first, second) = bytes.split_at(bytes.len() / 2);
+        tmp.write_all(first).map_err(at(StoreStep::Write))?;
+        self.fault(StoreStep::Write)?;
+        tmp.write_all(second).map_err(at(StoreStep::Write))?;
+        self.step(StoreStep::SyncFile, tmp.as_file().sync_all())?;
+        Ok(tmp)
     }
 }
 
@@ -189,35 +250,60 @@ impl ContainerStore for FileStore {
     }
 
     fn replace(&self, bytes: &[u8]) -> Result<(), StoreError> {
-        let tmp = self.temp_path();
-        if let Err(e) = self.write_temp(bytes) {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        let renamed = self.fault(StoreStep::Rename).and_then(|()| {
-            fs::rename(&tmp, &self.path).map_err(|e| StoreError {
-                step: StoreStep::Rename,
-                kind: e.kind(),
-            })
-        });
-        if let Err(e) = renamed {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        let dir = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        // On any error below, dropping the temporary file deletes it.
+        let tmp = self.write_temp(bytes)?;
+        self.fault(StoreStep::Rename)?;
+        tmp.persist(&self.path).map_err(|e| StoreError {
+            step: StoreStep::Rename,
+            kind: e.error.kind(),
+        })?;
         self.step(
             StoreStep::SyncDir,
-            File::open(&dir).and_then(|d| d.sync_all()),
+            File::open(self.dir()).and_then(|d| d.sync_all()),
         )
+    }
+
+    fn lock(&self) -> Result<StoreLock, StoreError> {
+        let at_lock = |e: io::Error| StoreError {
+            step: StoreStep::Lock,
+            kind: e.kind(),
+        };
+        self.fault(StoreStep::Lock)?;
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let file = opts.open(self.lock_path()).map_err(at_lock)?;
+        // An advisory lock (flock on Unix, LockFileEx on Windows): every FileStore takes
+        // it, and the kernel drops it if the process dies.
+        file.lock().map_err(at_lock)?;
+        self.remove_stale_temps();
+        Ok(StoreLock::new(file))
     }
 }
 
-/// A store in memory (for tests and examples).
+/// A store in memory (for tests and examples). Clones share the state and the lock.
 #[derive(Default, Clone)]
-pub struct MemoryStore(Arc<Mutex<Option<Vec<u8>>>>);
+pub struct MemoryStore {
+    state: Arc<Mutex<Option<Vec<u8>>>>,
+    lock: Arc<(Mutex<bool>, Condvar)>,
+}
+
+/// A held [`MemoryStore`] lock; releases it on drop.
+struct MemoryLock(Arc<(Mutex<bool>, Condvar)>);
+
+impl Drop for MemoryLock {
+    fn drop(&mut self) {
+        let (held, released) = &*self.0;
+        if let Ok(mut held) = held.lock() {
+            *held = false;
+        }
+        released.notify_one();
+    }
+}
 
 impl MemoryStore {
     /// An empty store.
@@ -228,7 +314,7 @@ impl MemoryStore {
 
 impl ContainerStore for MemoryStore {
     fn load(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        let guard = self.0.lock().map_err(|_| StoreError {
+        let guard = self.state.lock().map_err(|_| StoreError {
             step: StoreStep::Read,
             kind: io::ErrorKind::Other,
         })?;
@@ -236,12 +322,26 @@ impl ContainerStore for MemoryStore {
     }
 
     fn replace(&self, bytes: &[u8]) -> Result<(), StoreError> {
-        let mut guard = self.0.lock().map_err(|_| StoreError {
+        let mut guard = self.state.lock().map_err(|_| StoreError {
             step: StoreStep::Rename,
             kind: io::ErrorKind::Other,
         })?;
         *guard = Some(bytes.to_vec());
         Ok(())
+    }
+
+    fn lock(&self) -> Result<StoreLock, StoreError> {
+        let poisoned = |_| StoreError {
+            step: StoreStep::Lock,
+            kind: io::ErrorKind::Other,
+        };
+        let (held, released) = &*self.lock;
+        let mut held = held.lock().map_err(poisoned)?;
+        while *held {
+            held = released.wait(held).map_err(poisoned)?;
+        }
+        *held = true;
+        Ok(StoreLock::new(MemoryLock(self.lock.clone())))
     }
 }
 
@@ -252,5 +352,9 @@ impl<S: ContainerStore + ?Sized> ContainerStore for Arc<S> {
 
     fn replace(&self, bytes: &[u8]) -> Result<(), StoreError> {
         (**self).replace(bytes)
+    }
+
+    fn lock(&self) -> Result<StoreLock, StoreError> {
+        (**self).lock()
     }
 }

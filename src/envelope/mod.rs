@@ -116,8 +116,8 @@ impl Envelope {
         ciphertext: &[u8],
     ) -> Result<Self, DecodeError> {
         let mut bytes = header;
-        codec::put_vec16(&mut bytes, encapsulated);
-        codec::put_vec16(&mut bytes, ciphertext);
+        codec::put_vec16(&mut bytes, encapsulated)?;
+        codec::put_vec16(&mut bytes, ciphertext)?;
         Self::from_bytes(&bytes)
     }
 
@@ -205,7 +205,7 @@ fn encapsulated_len_range(suite: Suite) -> (usize, usize) {
     }
 }
 
-/// Encodes a header (FORMAT.md §"Header").
+/// Encodes a header (docs/FORMAT.md §2).
 pub(crate) fn encode_header(
     suite: Suite,
     key_id: KeyId,

@@ -2,6 +2,7 @@
 //! identities, addresses, key and envelope ids, the outcome and a reason class: never a
 //! secret, an assertion or an envelope body.
 
+use core::fmt;
 use std::io::Write;
 use std::sync::Mutex;
 
@@ -30,6 +31,9 @@ pub enum AuditOutcome {
     Registered,
     /// The request was refused; `reason` says why.
     Refused,
+    /// A secret was released (its own `released` event is recorded) but the reset
+    /// notifier failed; `reason` is `notifier-failed`.
+    NotificationFailed,
 }
 
 /// Who made a request and how, as the caller's transport saw it.
@@ -64,15 +68,47 @@ pub struct AuditEvent {
     pub envelope_id: Option<EnvelopeId>,
     /// Released, registered or refused.
     pub outcome: AuditOutcome,
-    /// `ok`, or the refusal's class ([`crate::service::ServiceError::reason`]).
+    /// `ok`; `unchanged` for a registration already in effect; `notifier-failed`; or the
+    /// refusal's exact class (as [`crate::service::ServiceError::reason`], except that
+    /// an unauthenticated device is recorded as `unknown-device` or
+    /// `bad-device-signature`).
     pub reason: &'static str,
 }
 
-/// Receives audit events. Implementations must not fail the request: a sink that cannot
-/// write should raise its own alarm.
+/// Why an audit event or a notification could not be delivered.
+#[derive(Debug)]
+pub struct SinkError(Box<dyn std::error::Error + Send + Sync>);
+
+impl SinkError {
+    /// Wraps the sink's own error.
+    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        SinkError(source.into())
+    }
+}
+
+impl fmt::Display for SinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "audit or notification sink failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for SinkError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+/// Receives audit events. A release is answered only once its event is recorded: when
+/// `record` fails for a `released` event, the release is undone and refused with
+/// [`super::ServiceError::AuditUnavailable`]. A failure to record a refusal changes
+/// nothing about the refusal; the service counts it
+/// ([`super::RecoveryService::audit_failures`]).
 pub trait AuditSink: Send + Sync {
-    /// Records one event.
-    fn record(&self, event: &AuditEvent);
+    /// Records one event durably, or says why it could not.
+    ///
+    /// # Errors
+    /// [`SinkError`] when the event was not recorded.
+    fn record(&self, event: &AuditEvent) -> Result<(), SinkError>;
 }
 
 /// Writes each event as one line of JSON.
@@ -102,15 +138,22 @@ impl<W: Write + Send> JsonLinesAuditSink<W> {
 }
 
 impl<W: Write + Send> AuditSink for JsonLinesAuditSink<W> {
-    fn record(&self, event: &AuditEvent) {
-        let written = self.out.lock().ok().and_then(|mut out| {
-            serde_json::to_writer(&mut *out, event).ok()?;
-            out.write_all(b"\n").and_then(|()| out.flush()).ok()
-        });
-        if written.is_none() {
+    fn record(&self, event: &AuditEvent) -> Result<(), SinkError> {
+        let written = match self.out.lock() {
+            Ok(mut out) => {
+                let mut line = serde_json::to_vec(event).map_err(SinkError::new)?;
+                line.push(b'\n');
+                // One write per line, so a failure never leaves half a line followed by
+                // another event on the same line.
+                out.write_all(&line).and_then(|()| out.flush())
+            }
+            Err(_) => Err(std::io::Error::other("audit writer lock poisoned")),
+        };
+        written.map_err(|e| {
             self.failures
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
+            SinkError::new(e)
+        })
     }
 }
 
@@ -131,16 +174,24 @@ impl MemoryAuditSink {
 }
 
 impl AuditSink for MemoryAuditSink {
-    fn record(&self, event: &AuditEvent) {
-        if let Ok(mut v) = self.0.lock() {
-            v.push(event.clone());
-        }
+    fn record(&self, event: &AuditEvent) -> Result<(), SinkError> {
+        self.0
+            .lock()
+            .map_err(|_| SinkError::new("memory audit sink lock poisoned"))?
+            .push(event.clone());
+        Ok(())
     }
 }
 
 /// Told of every released secret, for example to notify the user that their PIN is
-/// being reset.
+/// being reset. A failure does not hold back the release (the user has proved MFA and
+/// the event is recorded); it is counted
+/// ([`super::RecoveryService::notifier_failures`]) and audited as a
+/// [`AuditOutcome::NotificationFailed`] event.
 pub trait ResetNotifier: Send + Sync {
     /// A secret was released.
-    fn secret_released(&self, event: &AuditEvent);
+    ///
+    /// # Errors
+    /// [`SinkError`] when the notification could not be sent.
+    fn secret_released(&self, event: &AuditEvent) -> Result<(), SinkError>;
 }

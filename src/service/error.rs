@@ -36,8 +36,17 @@ impl std::error::Error for StorageFailure {}
 /// - [`ServiceError::StaleEnvelope`], [`ServiceError::RetiredKey`]: the device's
 ///   envelope is not the registered one or is sealed to a retired key; recovery is not
 ///   possible with it (a destructive reset is).
-/// - [`ServiceError::Unavailable`]: retry later.
+/// - [`ServiceError::Unavailable`], [`ServiceError::AuditUnavailable`]: retry later;
+///   nothing was released or changed.
+/// - [`ServiceError::RegistrationConflict`]: the service holds another envelope than the
+///   registration names as previous; the device should recover with the envelope it
+///   knows the service holds (see `Container::begin_recovery`).
 /// - everything else: the request is wrong and will fail the same way again.
+///
+/// Which reasons are safe to show the caller: all of them. None carries a secret, and
+/// the refusals a caller could use to learn about other users' devices are merged:
+/// an unknown device and a bad device signature are both
+/// [`ServiceError::DeviceNotAuthenticated`] (the audit event keeps which it was).
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ServiceError {
@@ -45,21 +54,23 @@ pub enum ServiceError {
     MalformedRequest(DecodeError),
     /// The envelope's tenant has no keyring here.
     UnknownTenant,
-    /// The envelope's device is not registered.
-    UnknownDevice,
-    /// The device signature over the request does not verify: tampered, or not from
-    /// the registered device.
-    BadDeviceSignature,
-    /// The assertion is not a valid ES256 JWS from a trusted key (bad signature, another
-    /// algorithm such as `none` or HMAC, malformed, or too long-lived).
+    /// The device is not registered, or the device signature does not verify (tampered,
+    /// or not from the registered device key). One answer for both, so that nobody can
+    /// learn which devices exist; the audit event records which it was.
+    DeviceNotAuthenticated,
+    /// The assertion is not a valid JWS from a trusted key in an allowed algorithm (bad
+    /// signature, `none`, HMAC or another algorithm, a forbidden header parameter such
+    /// as `crit`, a duplicate member, malformed claims, or too long-lived).
     AssertionInvalid,
-    /// The assertion's issuer or key is not trusted.
+    /// The assertion's issuer is not trusted by the envelope's tenant, or its `kid` is
+    /// not one of that issuer's keys.
     UntrustedIssuer,
     /// The assertion is for another audience.
     WrongAudience,
     /// The assertion has expired.
     AssertionExpired,
-    /// The assertion is issued in the future beyond the allowed skew.
+    /// The assertion is issued (`iat`) or valid from (`nbf`) in the future beyond the
+    /// allowed skew.
     AssertionNotYetValid,
     /// The assertion does not show multi-factor authentication (`amr` lacks `mfa`).
     MfaMissing,
@@ -71,7 +82,8 @@ pub enum ServiceError {
     WrongDevice,
     /// The assertion's nonce does not bind this request's envelope and one-time key.
     NonceMismatch,
-    /// The assertion was already used.
+    /// The assertion was already used (or is too old for the replay cache to vouch that
+    /// it was not).
     AssertionReplayed,
     /// The envelope is not the one currently registered for the device (an old copy).
     StaleEnvelope,
@@ -93,8 +105,15 @@ pub enum ServiceError {
     },
     /// A registration names a previous envelope that is not the registered one.
     RegistrationConflict,
+    /// A registration's envelope is of another suite than the key it names.
+    SuiteMismatch,
+    /// A registration that replaces an envelope does not prove knowledge of the
+    /// registered envelope's secret (as a stale backup cannot).
+    RegistrationProofInvalid,
     /// A backing store failed.
     Unavailable(StorageFailure),
+    /// The audit event could not be recorded, so nothing was released or changed.
+    AuditUnavailable,
     /// This build cannot open the envelope's suite (an RSA envelope without the
     /// `aws-lc` feature): deploy the service with that feature.
     Unsupported,
@@ -108,8 +127,7 @@ impl ServiceError {
         match self {
             ServiceError::MalformedRequest(_) => "malformed-request",
             ServiceError::UnknownTenant => "unknown-tenant",
-            ServiceError::UnknownDevice => "unknown-device",
-            ServiceError::BadDeviceSignature => "bad-device-signature",
+            ServiceError::DeviceNotAuthenticated => "device-not-authenticated",
             ServiceError::AssertionInvalid => "assertion-invalid",
             ServiceError::UntrustedIssuer => "untrusted-issuer",
             ServiceError::WrongAudience => "wrong-audience",
@@ -127,7 +145,10 @@ impl ServiceError {
             ServiceError::OpenFailed => "open-failed",
             ServiceError::RateLimited { .. } => "rate-limited",
             ServiceError::RegistrationConflict => "registration-conflict",
+            ServiceError::SuiteMismatch => "suite-mismatch",
+            ServiceError::RegistrationProofInvalid => "registration-proof-invalid",
             ServiceError::Unavailable(_) => "unavailable",
+            ServiceError::AuditUnavailable => "audit-unavailable",
             ServiceError::Unsupported => "unsupported-suite",
             ServiceError::Crypto => "crypto-failure",
         }
@@ -142,7 +163,10 @@ impl fmt::Display for ServiceError {
                 write!(f, "envelope is sealed to retired key {key_id}")
             }
             ServiceError::RateLimited { scope, retry_after } => {
-                write!(f, "rate limited per {scope:?}; retry after {retry_after} s")
+                write!(
+                    f,
+                    "too many releases for this {scope}; retry after {retry_after} s"
+                )
             }
             ServiceError::Unavailable(e) => write!(f, "{e}"),
             other => f.write_str(other.reason()),
@@ -150,7 +174,24 @@ impl fmt::Display for ServiceError {
     }
 }
 
-impl std::error::Error for ServiceError {}
+impl std::error::Error for ServiceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServiceError::MalformedRequest(e) => Some(e),
+            ServiceError::Unavailable(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for RateScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RateScope::User => "user",
+            RateScope::Device => "device",
+        })
+    }
+}
 
 impl From<StorageFailure> for ServiceError {
     fn from(e: StorageFailure) -> Self {

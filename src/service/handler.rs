@@ -1,38 +1,28 @@
-//! The recovery service: answers recovery requests and envelope registrations.
-//!
-//! A request is checked in a fixed order, cheapest and most public first: decoding, the
-//! device's registration and signature, the MFA assertion and its claims, whether the
-//! assertion is spent and the envelope current, the key, the rate limits, then the
-//! envelope is opened and the answer sealed. Only then is state changed, in one commit
-//! step (spend the assertion, take a rate slot, undone if the second fails). Every
-//! refusal changes nothing and is audited once.
+//! The recovery service: its settings, its state, the administration of tenant keys and
+//! trusted issuers, and what every request shares (device authentication, audit). The
+//! recovery request is answered in `release`, envelope registration in `register`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-
-use zeroize::Zeroizing;
 
 use super::audit::{
     AuditAction, AuditEvent, AuditOutcome, AuditSink, RequestContext, ResetNotifier,
 };
-use super::error::{RateScope, ServiceError, StorageFailure};
+use super::error::{ServiceError, StorageFailure};
+use super::issuers::IssuerTrust;
 use super::keyring::TenantKeyring;
-use super::mfa::{self, MfaPolicy, TrustedIssuer};
+use super::mfa::MfaPolicy;
 use super::stores::{
-    DeviceRegistry, MemoryDeviceRegistry, MemoryRateLimiter, MemoryReplayCache, RateKey,
+    DeviceRecord, DeviceRegistry, MemoryDeviceRegistry, MemoryRateLimiter, MemoryReplayCache,
     RateLimiter, RatePolicy, ReplayCache,
 };
+use crate::binding::Binding;
 use crate::clock::{Clock, SystemClock};
 use crate::envelope::Envelope;
-use crate::hpke::{self, Ephemeral, ENC_LEN};
 use crate::keydoc::{KeyDocumentSigner, SignedKeyDocument};
 use crate::keys::ServicePrivateKey;
-use crate::provider::provider;
 use crate::signing::VerifyingKey;
-use crate::wire::{
-    self, EnvelopeRegistration, RecoveryRequest, RecoveryResponse, RESPONSE_LABEL,
-    SEALED_SECRET_LEN,
-};
 
 /// The service's fixed settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,7 +39,7 @@ pub struct ServiceConfig {
 pub struct RecoveryServiceBuilder {
     config: ServiceConfig,
     signer: KeyDocumentSigner,
-    issuers: Vec<TrustedIssuer>,
+    trust: IssuerTrust,
     audit: Arc<dyn AuditSink>,
     replay: Option<Arc<dyn ReplayCache>>,
     registry: Option<Arc<dyn DeviceRegistry>>,
@@ -94,7 +84,7 @@ impl RecoveryServiceBuilder {
         RecoveryService {
             config: self.config,
             signer: self.signer,
-            issuers: self.issuers,
+            trust: RwLock::new(Arc::new(self.trust)),
             audit: self.audit,
             replay: self
                 .replay
@@ -108,48 +98,75 @@ impl RecoveryServiceBuilder {
             notifier: self.notifier,
             clock: self.clock,
             keyrings: RwLock::new(HashMap::new()),
+            audit_failures: AtomicU64::new(0),
+            notifier_failures: AtomicU64::new(0),
         }
     }
 }
 
 /// The recovery service. Safe to share between threads.
 pub struct RecoveryService {
-    config: ServiceConfig,
+    pub(super) config: ServiceConfig,
     signer: KeyDocumentSigner,
-    issuers: Vec<TrustedIssuer>,
+    trust: RwLock<Arc<IssuerTrust>>,
     audit: Arc<dyn AuditSink>,
-    replay: Arc<dyn ReplayCache>,
-    registry: Arc<dyn DeviceRegistry>,
-    rate: Arc<dyn RateLimiter>,
-    notifier: Option<Arc<dyn ResetNotifier>>,
-    clock: Arc<dyn Clock>,
-    keyrings: RwLock<HashMap<String, TenantKeyring>>,
+    pub(super) replay: Arc<dyn ReplayCache>,
+    pub(super) registry: Arc<dyn DeviceRegistry>,
+    pub(super) rate: Arc<dyn RateLimiter>,
+    pub(super) notifier: Option<Arc<dyn ResetNotifier>>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) keyrings: RwLock<HashMap<String, TenantKeyring>>,
+    audit_failures: AtomicU64,
+    pub(super) notifier_failures: AtomicU64,
 }
 
-fn lock_failed<T>(_: T) -> ServiceError {
+pub(super) fn lock_failed<T>(_: T) -> ServiceError {
     ServiceError::Unavailable(StorageFailure("keyring lock poisoned"))
 }
 
+/// A refusal as the caller sees it, and the exact reason the audit event records (they
+/// differ only where telling the caller would leak, as for unauthenticated devices).
+#[derive(Debug)]
+pub(super) struct Refusal {
+    pub(super) error: ServiceError,
+    pub(super) audit_reason: &'static str,
+}
+
+impl From<ServiceError> for Refusal {
+    fn from(error: ServiceError) -> Self {
+        Refusal {
+            audit_reason: error.reason(),
+            error,
+        }
+    }
+}
+
+impl From<StorageFailure> for Refusal {
+    fn from(e: StorageFailure) -> Self {
+        ServiceError::Unavailable(e).into()
+    }
+}
+
 /// The facts an audit event records, gathered as the request is checked.
-struct Trace<'a> {
-    action: AuditAction,
-    ctx: &'a RequestContext,
-    envelope: Option<&'a Envelope>,
+pub(super) struct Trace<'a> {
+    pub(super) action: AuditAction,
+    pub(super) ctx: &'a RequestContext,
+    pub(super) envelope: Option<&'a Envelope>,
 }
 
 impl RecoveryService {
     /// Starts building a service that signs key documents with `signer`, accepts
-    /// assertions from `issuers` and audits to `audit`.
+    /// assertions from the issuers each tenant names in `trust`, and audits to `audit`.
     pub fn builder(
         config: ServiceConfig,
         signer: KeyDocumentSigner,
-        issuers: Vec<TrustedIssuer>,
+        trust: IssuerTrust,
         audit: Arc<dyn AuditSink>,
     ) -> RecoveryServiceBuilder {
         RecoveryServiceBuilder {
             config,
             signer,
-            issuers,
+            trust,
             audit,
             replay: None,
             registry: None,
@@ -162,6 +179,31 @@ impl RecoveryService {
     /// The public key devices pin to trust this service's key documents.
     pub fn signing_key(&self) -> &VerifyingKey {
         self.signer.verifying_key()
+    }
+
+    /// Replaces the trusted issuers (for example after an identity provider published
+    /// new keys). Requests already being checked finish under the old trust.
+    ///
+    /// # Errors
+    /// [`ServiceError::Unavailable`] if the trust lock is poisoned.
+    pub fn replace_issuer_trust(&self, trust: IssuerTrust) -> Result<(), ServiceError> {
+        *self.trust.write().map_err(lock_failed)? = Arc::new(trust);
+        Ok(())
+    }
+
+    pub(super) fn issuer_trust(&self) -> Result<Arc<IssuerTrust>, ServiceError> {
+        Ok(self.trust.read().map_err(lock_failed)?.clone())
+    }
+
+    /// How many audit events could not be recorded (each refusal's, and each release
+    /// undone because its event could not be recorded).
+    pub fn audit_failures(&self) -> u64 {
+        self.audit_failures.load(Ordering::Relaxed)
+    }
+
+    /// How many reset notifications failed (the releases stood).
+    pub fn notifier_failures(&self) -> u64 {
+        self.notifier_failures.load(Ordering::Relaxed)
     }
 
     /// Adds `key` as `tenant`'s current key; the previous current key keeps opening its
@@ -221,9 +263,40 @@ impl RecoveryService {
         Ok(self.registry.put_device(tenant, device, user, key)?)
     }
 
-    fn audit(&self, trace: &Trace<'_>, outcome: AuditOutcome, reason: &'static str) -> AuditEvent {
+    /// The registered device of `binding`, if `signature` over `signed` is its device
+    /// key's. An unknown device and a bad signature are one refusal to the caller, and
+    /// take about the same time (a signature is verified either way).
+    pub(super) fn authenticate_device(
+        &self,
+        binding: &Binding,
+        signed: &[u8],
+        signature: &[u8; 64],
+    ) -> Result<DeviceRecord, Refusal> {
+        let refusal = |audit_reason| Refusal {
+            error: ServiceError::DeviceNotAuthenticated,
+            audit_reason,
+        };
+        match self.registry.get(binding.tenant(), binding.device())? {
+            None => {
+                // A decoy verification: its result is ignored.
+                let _ = self.signer.verifying_key().verify(signed, signature);
+                Err(refusal("unknown-device"))
+            }
+            Some(record) if !record.device_key.verify(signed, signature) => {
+                Err(refusal("bad-device-signature"))
+            }
+            Some(record) => Ok(record),
+        }
+    }
+
+    pub(super) fn event(
+        &self,
+        trace: &Trace<'_>,
+        outcome: AuditOutcome,
+        reason: &'static str,
+    ) -> AuditEvent {
         let binding = trace.envelope.map(Envelope::binding);
-        let event = AuditEvent {
+        AuditEvent {
             time: self.clock.now(),
             action: trace.action,
             tenant: binding.map(|b| b.tenant().to_owned()),
@@ -235,250 +308,21 @@ impl RecoveryService {
             envelope_id: trace.envelope.map(Envelope::envelope_id),
             outcome,
             reason,
-        };
-        self.audit.record(&event);
-        event
-    }
-
-    /// Answers a recovery request given as JSON; the answer is JSON too.
-    ///
-    /// # Errors
-    /// Every [`ServiceError`]; each is audited.
-    pub fn handle_json(
-        &self,
-        request: &[u8],
-        ctx: &RequestContext,
-    ) -> Result<Vec<u8>, ServiceError> {
-        match RecoveryRequest::from_json(request) {
-            Ok(r) => self.handle(&r, ctx).map(|resp| resp.to_json()),
-            Err(e) => {
-                let trace = Trace {
-                    action: AuditAction::Recovery,
-                    ctx,
-                    envelope: None,
-                };
-                let err = ServiceError::MalformedRequest(e);
-                self.audit(&trace, AuditOutcome::Refused, err.reason());
-                Err(err)
-            }
         }
     }
 
-    /// Answers a recovery request: the envelope's secret, sealed to the request's one-time
-    /// key, or a refusal.
-    ///
-    /// # Errors
-    /// Every [`ServiceError`] but `MalformedRequest` and `RegistrationConflict`; each
-    /// is audited and changes nothing.
-    pub fn handle(
-        &self,
-        request: &RecoveryRequest,
-        ctx: &RequestContext,
-    ) -> Result<RecoveryResponse, ServiceError> {
-        let trace = Trace {
-            action: AuditAction::Recovery,
-            ctx,
-            envelope: Some(request.envelope()),
-        };
-        match self.release(request) {
-            Ok(response) => {
-                let event = self.audit(&trace, AuditOutcome::Released, "ok");
-                if let Some(n) = &self.notifier {
-                    n.secret_released(&event);
-                }
-                Ok(response)
-            }
-            Err(e) => {
-                self.audit(&trace, AuditOutcome::Refused, e.reason());
-                Err(e)
-            }
-        }
+    /// Records `event`; a failure is counted and returned.
+    pub(super) fn record(&self, event: &AuditEvent) -> Result<(), ServiceError> {
+        self.audit.record(event).map_err(|_| {
+            self.audit_failures.fetch_add(1, Ordering::Relaxed);
+            ServiceError::AuditUnavailable
+        })
     }
 
-    fn release(&self, request: &RecoveryRequest) -> Result<RecoveryResponse, ServiceError> {
-        let envelope = request.envelope();
-        let binding = envelope.binding();
-        let now = self.clock.now();
-
-        if VerifyingKey::from_sec1(request.ephemeral_key()).is_err() {
-            return Err(ServiceError::MalformedRequest(
-                crate::DecodeError::BadDocument {
-                    reason: "ephemeral key is not a P-256 point",
-                },
-            ));
-        }
-        let record = self
-            .registry
-            .get(binding.tenant(), binding.device())?
-            .ok_or(ServiceError::UnknownDevice)?;
-        // Built once: the device signs these bytes, and the answer is bound to their hash.
-        let signed = request.signed_bytes();
-        if !record
-            .device_key
-            .verify(&signed, request.device_signature())
-        {
-            return Err(ServiceError::BadDeviceSignature);
-        }
-        if record.user != binding.user() {
-            return Err(ServiceError::WrongUser);
-        }
-        let nonce = wire::mfa_nonce(&envelope.envelope_id(), request.ephemeral_key());
-        let assertion = mfa::verify(
-            request.assertion(),
-            &self.issuers,
-            &self.config.mfa,
-            binding,
-            &nonce,
-            now,
-        )?;
-        if self.replay.is_spent(&assertion.issuer, &assertion.jti)? {
-            return Err(ServiceError::AssertionReplayed);
-        }
-        if record.envelope != Some(envelope.envelope_id()) {
-            return Err(ServiceError::StaleEnvelope);
-        }
-        let rate_keys = [
-            RateKey {
-                scope: RateScope::User,
-                tenant: binding.tenant().to_owned(),
-                id: binding.user().to_owned(),
-            },
-            RateKey {
-                scope: RateScope::Device,
-                tenant: binding.tenant().to_owned(),
-                id: binding.device().to_owned(),
-            },
-        ];
-        let sealed = {
-            let rings = self.keyrings.read().map_err(lock_failed)?;
-            let key = rings
-                .get(binding.tenant())
-                .ok_or(ServiceError::UnknownTenant)?
-                .opener(envelope.key_id())?;
-            if let Some((scope, retry_after)) = self.rate.check(&rate_keys, now)? {
-                return Err(ServiceError::RateLimited { scope, retry_after });
-            }
-            let secret = key.open(envelope, binding).map_err(|e| match e {
-                crate::Error::Unsupported(_) => ServiceError::Unsupported,
-                _ => ServiceError::OpenFailed,
-            })?;
-            seal_response(
-                request,
-                &provider().sha256(&[&signed]),
-                secret.expose_secret(),
-            )?
-        };
-
-        // Commit: spend the assertion, then take the rate slots; undo the first if the
-        // second is refused, so a refusal leaves no trace in either.
-        if !self
-            .replay
-            .spend(&assertion.issuer, &assertion.jti, assertion.expires_at, now)?
-        {
-            return Err(ServiceError::AssertionReplayed);
-        }
-        match self.rate.acquire(&rate_keys, now) {
-            Ok(None) => Ok(RecoveryResponse::new(envelope.envelope_id(), sealed)),
-            Ok(Some((scope, retry_after))) => {
-                self.replay.unspend(&assertion.issuer, &assertion.jti)?;
-                Err(ServiceError::RateLimited { scope, retry_after })
-            }
-            Err(e) => {
-                self.replay.unspend(&assertion.issuer, &assertion.jti)?;
-                Err(e.into())
-            }
-        }
+    /// Audits a refusal and returns what the caller is told.
+    pub(super) fn refuse(&self, trace: &Trace<'_>, refusal: Refusal) -> ServiceError {
+        // A refusal stands whether or not its event is recorded; the failure is counted.
+        let _ = self.record(&self.event(trace, AuditOutcome::Refused, refusal.audit_reason));
+        refusal.error
     }
-
-    /// Registers the envelope a device will recover with, replacing its previous one.
-    /// Replaying a registration that already took effect succeeds and changes nothing.
-    ///
-    /// # Errors
-    /// [`ServiceError::UnknownDevice`], [`ServiceError::WrongUser`],
-    /// [`ServiceError::BadDeviceSignature`], [`ServiceError::UnknownTenant`],
-    /// [`ServiceError::UnknownKey`], [`ServiceError::RetiredKey`],
-    /// [`ServiceError::RegistrationConflict`], [`ServiceError::Unavailable`].
-    pub fn register_envelope(
-        &self,
-        registration: &EnvelopeRegistration,
-        ctx: &RequestContext,
-    ) -> Result<(), ServiceError> {
-        let trace = Trace {
-            action: AuditAction::Registration,
-            ctx,
-            envelope: Some(registration.envelope()),
-        };
-        match self.register(registration) {
-            Ok(()) => {
-                self.audit(&trace, AuditOutcome::Registered, "ok");
-                Ok(())
-            }
-            Err(e) => {
-                self.audit(&trace, AuditOutcome::Refused, e.reason());
-                Err(e)
-            }
-        }
-    }
-
-    fn register(&self, registration: &EnvelopeRegistration) -> Result<(), ServiceError> {
-        let envelope = registration.envelope();
-        let binding = envelope.binding();
-        let record = self
-            .registry
-            .get(binding.tenant(), binding.device())?
-            .ok_or(ServiceError::UnknownDevice)?;
-        if !record.device_key.verify(
-            &registration.signed_bytes(),
-            registration.device_signature(),
-        ) {
-            return Err(ServiceError::BadDeviceSignature);
-        }
-        if record.user != binding.user() {
-            return Err(ServiceError::WrongUser);
-        }
-        {
-            let rings = self.keyrings.read().map_err(lock_failed)?;
-            rings
-                .get(binding.tenant())
-                .ok_or(ServiceError::UnknownTenant)?
-                .opener(envelope.key_id())?;
-        }
-        let id = envelope.envelope_id();
-        if record.envelope == Some(id) {
-            return Ok(());
-        }
-        if self.registry.swap_envelope(
-            binding.tenant(),
-            binding.device(),
-            registration.previous(),
-            id,
-        )? {
-            Ok(())
-        } else {
-            Err(ServiceError::RegistrationConflict)
-        }
-    }
-}
-
-/// Seals the secret to the request's one-time key, bound to the request hash.
-fn seal_response(
-    request: &RecoveryRequest,
-    request_hash: &[u8; 32],
-    secret: &[u8; 32],
-) -> Result<[u8; SEALED_SECRET_LEN], ServiceError> {
-    let p = provider();
-    let mut info = Vec::with_capacity(RESPONSE_LABEL.len() + 32);
-    info.extend_from_slice(RESPONSE_LABEL);
-    info.extend_from_slice(request_hash);
-    let (enc, mut ctx) = hpke::setup_base_s(p, request.ephemeral_key(), &info, Ephemeral::Fresh)
-        .map_err(|_| ServiceError::Crypto)?;
-    let mut buf = Zeroizing::new(Vec::with_capacity(48));
-    buf.extend_from_slice(secret);
-    ctx.seal(p, b"", &mut buf)
-        .map_err(|_| ServiceError::Crypto)?;
-    let mut out = [0u8; SEALED_SECRET_LEN];
-    let (e, c) = out.split_at_mut(ENC_LEN);
-    e.copy_from_slice(&enc);
-    c.copy_from_slice(&buf);
-    Ok(out)
 }

@@ -1,36 +1,34 @@
-//! MFA assertions from the identity provider: compact JWS, ES256 only, verified with
-//! `jsonwebtoken` against the trusted issuers' keys, then every claim checked against
-//! the envelope and the request. `alg: none`, HMAC algorithms and keys of another kind
-//! are refused before any claim is read.
+//! MFA assertions from the identity provider: a compact JWS whose issuer is one the
+//! envelope's tenant trusts, signed with an algorithm that issuer may use, by a key of
+//! that issuer named by `kid`. The header may carry no parameter that changes how the
+//! token is read (`crit`, `b64`, `jwk`, `jku`, `x5u`, `x5c`), no member may appear twice,
+//! and the signature is verified by `jsonwebtoken` before any claim is believed. Then
+//! every claim is checked against the envelope and the request.
 
-use std::collections::{HashMap, HashSet};
-
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::error::ServiceError;
+use super::issuers::{AssertionAlgorithm, IssuerTrust};
 use crate::binding::Binding;
-use crate::signing::VerifyingKey;
+use crate::encoding::b64_decode;
+use crate::wire::MAX_ASSERTION_LEN;
 
 /// The `amr` value that shows multi-factor authentication (RFC 8176).
 pub const AMR_MFA: &str = "mfa";
 
-/// An identity provider whose assertions the service accepts, with its signing keys by
-/// `kid`.
-#[derive(Clone, Debug)]
-pub struct TrustedIssuer {
-    /// The `iss` value its assertions carry.
-    pub issuer: String,
-    /// Its P-256 signing keys, by JWS `kid`.
-    pub keys: HashMap<String, VerifyingKey>,
-}
+/// Header parameters that would change how a token is read or where its key comes from
+/// (RFC 7515 §4.1.2 to §4.1.6, §4.1.11; RFC 7797): an assertion carrying one is refused.
+pub const FORBIDDEN_HEADER_PARAMETERS: [&str; 6] = ["crit", "b64", "jwk", "jku", "x5u", "x5c"];
 
 /// How assertions are checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MfaPolicy {
     /// The `aud` the service requires (its own identifier).
     pub audience: String,
-    /// Allowed clock difference with the identity provider, in seconds.
+    /// Allowed clock difference with the identity provider, in seconds, for `iat`,
+    /// `nbf` and `exp`.
     pub max_skew: u64,
     /// The longest accepted lifetime (`exp - iat`), in seconds.
     pub max_lifetime: u64,
@@ -47,7 +45,9 @@ impl MfaPolicy {
     }
 }
 
-/// An assertion's claims. Issuers may add others; these are the ones checked.
+/// The claims of an assertion in the standard claim names, as the test identity provider
+/// issues them. Issuers may add others and may name the user, tenant, device and token id
+/// claims their own way (see [`super::ClaimNames`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssertionClaims {
     /// Issuer.
@@ -64,6 +64,9 @@ pub struct AssertionClaims {
     pub amr: Vec<String>,
     /// Issued at, seconds since the Unix epoch.
     pub iat: u64,
+    /// Not before, seconds since the Unix epoch, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
     /// Expires at, seconds since the Unix epoch.
     pub exp: u64,
     /// Unique id: each assertion is accepted once.
@@ -82,97 +85,167 @@ pub enum Audience {
     Many(Vec<String>),
 }
 
-impl Audience {
-    fn contains(&self, aud: &str) -> bool {
-        match self {
-            Audience::One(a) => a == aud,
-            Audience::Many(v) => v.iter().any(|a| a == aud),
-        }
-    }
-}
+/// The most bytes a token id may have.
+const MAX_TOKEN_ID_LEN: usize = 256;
 
-/// The most bytes a `jti` may have.
-const MAX_JTI_LEN: usize = 256;
-
-/// A verified assertion: who authenticated, and the id to spend.
+/// A verified assertion: who issued it, the id to spend, and until when it must be
+/// remembered as spent.
 #[derive(Debug)]
 pub(crate) struct VerifiedAssertion {
     pub(crate) issuer: String,
-    pub(crate) jti: String,
+    pub(crate) token_id: String,
     pub(crate) expires_at: u64,
+}
+
+/// A JSON object whose members are all distinct: a duplicate could be read one way here
+/// and another way by a different parser.
+struct UniqueObject(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for UniqueObject {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = UniqueObject;
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<UniqueObject, A::Error> {
+                let mut m = Map::new();
+                while let Some((k, v)) = a.next_entry::<String, Value>()? {
+                    if m.contains_key(&k) {
+                        return Err(de::Error::custom("duplicate member"));
+                    }
+                    m.insert(k, v);
+                }
+                Ok(UniqueObject(m))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn segment(part: &str) -> Result<Map<String, Value>, ServiceError> {
+    let bytes = b64_decode(part, MAX_ASSERTION_LEN).map_err(|_| ServiceError::AssertionInvalid)?;
+    serde_json::from_slice::<UniqueObject>(&bytes)
+        .map(|o| o.0)
+        .map_err(|_| ServiceError::AssertionInvalid)
+}
+
+fn string<'a>(claims: &'a Map<String, Value>, name: &str) -> Result<&'a str, ServiceError> {
+    claims
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or(ServiceError::AssertionInvalid)
+}
+
+fn time(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, ServiceError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or(ServiceError::AssertionInvalid),
+    }
+}
+
+fn contains(value: Option<&Value>, wanted: &str) -> bool {
+    match value {
+        Some(Value::String(s)) => s == wanted,
+        Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(wanted)),
+        _ => false,
+    }
 }
 
 /// Verifies `token` and checks it authorises this request for `binding`.
 pub(crate) fn verify(
     token: &str,
-    issuers: &[TrustedIssuer],
+    trust: &IssuerTrust,
     policy: &MfaPolicy,
     binding: &Binding,
     expected_nonce: &str,
     now: u64,
 ) -> Result<VerifiedAssertion, ServiceError> {
-    let header = jsonwebtoken::decode_header(token).map_err(|_| ServiceError::AssertionInvalid)?;
-    if header.alg != Algorithm::ES256 {
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(ServiceError::AssertionInvalid);
+    };
+    let header = segment(header)?;
+    if FORBIDDEN_HEADER_PARAMETERS
+        .iter()
+        .any(|p| header.contains_key(*p))
+    {
         return Err(ServiceError::AssertionInvalid);
     }
-    let kid = header.kid.as_deref().ok_or(ServiceError::UntrustedIssuer)?;
-    let (issuer, key) = issuers
-        .iter()
-        .find_map(|i| i.keys.get(kid).map(|k| (i, k)))
+    // `none`, HMAC and every other algorithm are refused before any key is chosen.
+    let alg = AssertionAlgorithm::from_jws_name(string(&header, "alg")?)
+        .ok_or(ServiceError::AssertionInvalid)?;
+    let kid = header
+        .get("kid")
+        .and_then(Value::as_str)
         .ok_or(ServiceError::UntrustedIssuer)?;
-    let mut validation = Validation::new(Algorithm::ES256);
-    validation.required_spec_claims = HashSet::new();
+    // The issuer is read before the signature is checked only to choose the key; the
+    // signature then covers it.
+    let claims = segment(payload)?;
+    let iss = string(&claims, "iss")?;
+    let issuer = trust
+        .find(binding.tenant(), iss)
+        .ok_or(ServiceError::UntrustedIssuer)?;
+    let key = issuer.key(kid).ok_or(ServiceError::UntrustedIssuer)?;
+    if !key.allows(alg) {
+        return Err(ServiceError::AssertionInvalid);
+    }
+    let mut validation = jsonwebtoken::Validation::new(alg.jsonwebtoken());
+    validation.required_spec_claims.clear();
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;
-    let claims = jsonwebtoken::decode::<AssertionClaims>(
-        token,
-        &DecodingKey::from_ec_der(key.to_sec1()),
-        &validation,
-    )
-    // Bad signature, wrong algorithm or key type, malformed: all one refusal.
-    .map_err(|_| ServiceError::AssertionInvalid)?
-    .claims;
+    jsonwebtoken::decode::<de::IgnoredAny>(token, key.decoding_key(), &validation)
+        // Bad signature, malformed: one refusal.
+        .map_err(|_| ServiceError::AssertionInvalid)?;
 
-    if claims.iss != issuer.issuer {
-        return Err(ServiceError::UntrustedIssuer);
-    }
-    if !claims.aud.contains(&policy.audience) {
+    let names = issuer.claim_names();
+    if !contains(claims.get("aud"), &policy.audience) {
         return Err(ServiceError::WrongAudience);
     }
-    if claims.iat > now.saturating_add(policy.max_skew) {
+    let iat = time(&claims, "iat")?.ok_or(ServiceError::AssertionInvalid)?;
+    let exp = time(&claims, "exp")?.ok_or(ServiceError::AssertionInvalid)?;
+    let nbf = time(&claims, "nbf")?;
+    if iat > now.saturating_add(policy.max_skew)
+        || nbf.is_some_and(|nbf| nbf > now.saturating_add(policy.max_skew))
+    {
         return Err(ServiceError::AssertionNotYetValid);
     }
-    if now >= claims.exp.saturating_add(policy.max_skew) {
+    if now >= exp.saturating_add(policy.max_skew) {
         return Err(ServiceError::AssertionExpired);
     }
-    if claims.exp < claims.iat || claims.exp - claims.iat > policy.max_lifetime {
+    if exp < iat || exp - iat > policy.max_lifetime {
         return Err(ServiceError::AssertionInvalid);
     }
-    if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_LEN {
+    let token_id = string(&claims, &names.token_id)?;
+    if token_id.is_empty() || token_id.len() > MAX_TOKEN_ID_LEN {
         return Err(ServiceError::AssertionInvalid);
     }
-    if !claims.amr.iter().any(|m| m == AMR_MFA) {
+    if !contains(claims.get("amr"), AMR_MFA) || !claims.get("amr").is_some_and(Value::is_array) {
         return Err(ServiceError::MfaMissing);
     }
-    if claims.tid != binding.tenant() {
+    if string(&claims, &names.tenant)? != binding.tenant() {
         return Err(ServiceError::WrongTenant);
     }
-    if claims.sub != binding.user() {
+    if string(&claims, &names.user)? != binding.user() {
         return Err(ServiceError::WrongUser);
     }
-    if claims.deviceid != binding.device() {
+    if string(&claims, &names.device)? != binding.device() {
         return Err(ServiceError::WrongDevice);
     }
+    let nonce = string(&claims, "nonce")?;
     if !bool::from(subtle::ConstantTimeEq::ct_eq(
-        claims.nonce.as_bytes(),
+        nonce.as_bytes(),
         expected_nonce.as_bytes(),
     )) {
         return Err(ServiceError::NonceMismatch);
     }
     Ok(VerifiedAssertion {
-        issuer: claims.iss,
-        jti: claims.jti,
-        expires_at: claims.exp.saturating_add(policy.max_skew),
+        issuer: issuer.issuer().to_owned(),
+        token_id: token_id.to_owned(),
+        expires_at: exp.saturating_add(policy.max_skew),
     })
 }

@@ -7,23 +7,28 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Mutex;
 
 use super::error::{RateScope, StorageFailure};
-use crate::envelope::EnvelopeId;
+use crate::envelope::{Envelope, EnvelopeId};
 use crate::signing::VerifyingKey;
 
 fn poisoned<T>(_: T) -> StorageFailure {
     StorageFailure("lock poisoned")
 }
 
-/// Remembers spent assertion ids until they expire.
+/// Remembers spent assertion ids until they expire. An id may be forgotten only once its
+/// `expires_at` has passed; from then on the cache can no longer vouch for any assertion
+/// expiring at or before the newest forgotten expiry, and says such an assertion is spent.
+/// So a clock that jumps forward (purging) and back again cannot make a spent assertion
+/// acceptable.
 pub trait ReplayCache: Send + Sync {
-    /// Whether `(issuer, jti)` was already spent.
+    /// Whether `(issuer, jti)`, which expires at `expires_at`, must be treated as spent:
+    /// it was spent, or it expires no later than an id already forgotten.
     ///
     /// # Errors
     /// [`StorageFailure`].
-    fn is_spent(&self, issuer: &str, jti: &str) -> Result<bool, StorageFailure>;
+    fn is_spent(&self, issuer: &str, jti: &str, expires_at: u64) -> Result<bool, StorageFailure>;
 
-    /// Atomically spends `(issuer, jti)`; `false` if it was already spent. `expires_at`
-    /// is when the entry may be forgotten.
+    /// Atomically spends `(issuer, jti)`; `false` if it must be treated as spent (as
+    /// [`ReplayCache::is_spent`]). `expires_at` is when the entry may be forgotten.
     ///
     /// # Errors
     /// [`StorageFailure`].
@@ -35,7 +40,7 @@ pub trait ReplayCache: Send + Sync {
         now: u64,
     ) -> Result<bool, StorageFailure>;
 
-    /// Undoes a [`ReplayCache::spend`] whose request then failed.
+    /// Undoes a [`ReplayCache::spend`] whose release then failed.
     ///
     /// # Errors
     /// [`StorageFailure`].
@@ -52,6 +57,8 @@ pub struct MemoryReplayCache(Mutex<SpentIds>);
 struct SpentIds {
     by_id: HashMap<(String, String), u64>,
     by_expiry: BinaryHeap<Reverse<(u64, (String, String))>>,
+    /// The newest expiry among the ids forgotten so far.
+    forgotten_until: u64,
 }
 
 impl SpentIds {
@@ -64,9 +71,14 @@ impl SpentIds {
                 // An id unspent (or spent again) since has another entry, or none: keep it.
                 if self.by_id.get(&id) == Some(&exp) {
                     self.by_id.remove(&id);
+                    self.forgotten_until = self.forgotten_until.max(exp);
                 }
             }
         }
+    }
+
+    fn spent(&self, id: &(String, String), expires_at: u64) -> bool {
+        expires_at <= self.forgotten_until || self.by_id.contains_key(id)
     }
 }
 
@@ -88,11 +100,9 @@ impl MemoryReplayCache {
 }
 
 impl ReplayCache for MemoryReplayCache {
-    fn is_spent(&self, issuer: &str, jti: &str) -> Result<bool, StorageFailure> {
+    fn is_spent(&self, issuer: &str, jti: &str, expires_at: u64) -> Result<bool, StorageFailure> {
         let spent = self.0.lock().map_err(poisoned)?;
-        Ok(spent
-            .by_id
-            .contains_key(&(issuer.to_owned(), jti.to_owned())))
+        Ok(spent.spent(&(issuer.to_owned(), jti.to_owned()), expires_at))
     }
 
     fn spend(
@@ -105,7 +115,7 @@ impl ReplayCache for MemoryReplayCache {
         let mut spent = self.0.lock().map_err(poisoned)?;
         spent.forget_expired(now);
         let id = (issuer.to_owned(), jti.to_owned());
-        if spent.by_id.contains_key(&id) {
+        if spent.spent(&id, expires_at) {
             return Ok(false);
         }
         spent.by_id.insert(id.clone(), expires_at);
@@ -127,8 +137,9 @@ pub struct DeviceRecord {
     pub user: String,
     /// The device key that signs its requests.
     pub device_key: VerifyingKey,
-    /// The envelope currently registered (none before the first registration).
-    pub envelope: Option<EnvelopeId>,
+    /// The envelope currently registered (none before the first registration): the only
+    /// one the service opens for this device, compared byte for byte.
+    pub envelope: Option<Envelope>,
 }
 
 /// Devices and their registered envelopes.
@@ -152,8 +163,9 @@ pub trait DeviceRegistry: Send + Sync {
         key: VerifyingKey,
     ) -> Result<(), StorageFailure>;
 
-    /// Atomically replaces the registered envelope if it is `expected`; returns whether
-    /// it did. A crash leaves either the old or the new envelope registered.
+    /// Atomically replaces the registered envelope if its id is `expected` (`None`: no
+    /// envelope registered) with `new` (`None`: none); returns whether it did. A crash
+    /// leaves either the old or the new envelope registered.
     ///
     /// # Errors
     /// [`StorageFailure`].
@@ -162,7 +174,7 @@ pub trait DeviceRegistry: Send + Sync {
         tenant: &str,
         device: &str,
         expected: Option<EnvelopeId>,
-        new: EnvelopeId,
+        new: Option<&Envelope>,
     ) -> Result<bool, StorageFailure>;
 }
 
@@ -213,12 +225,12 @@ impl DeviceRegistry for MemoryDeviceRegistry {
         tenant: &str,
         device: &str,
         expected: Option<EnvelopeId>,
-        new: EnvelopeId,
+        new: Option<&Envelope>,
     ) -> Result<bool, StorageFailure> {
         let mut map = self.0.lock().map_err(poisoned)?;
         match map.get_mut(&(tenant.to_owned(), device.to_owned())) {
-            Some(r) if r.envelope == expected => {
-                r.envelope = Some(new);
+            Some(r) if r.envelope.as_ref().map(Envelope::envelope_id) == expected => {
+                r.envelope = new.cloned();
                 Ok(true)
             }
             _ => Ok(false),
@@ -257,6 +269,13 @@ pub trait RateLimiter: Send + Sync {
         keys: &[RateKey],
         now: u64,
     ) -> Result<Option<(RateScope, u64)>, StorageFailure>;
+
+    /// Undoes one [`RateLimiter::acquire`] made at `now` for `keys`, whose release then
+    /// failed.
+    ///
+    /// # Errors
+    /// [`StorageFailure`].
+    fn release(&self, keys: &[RateKey], now: u64) -> Result<(), StorageFailure>;
 }
 
 /// Limits: at most `max` releases in any `window` seconds.
@@ -381,6 +400,18 @@ impl RateLimiter for MemoryRateLimiter {
         }
         Ok(None)
     }
+
+    fn release(&self, keys: &[RateKey], now: u64) -> Result<(), StorageFailure> {
+        let mut log = self.log.lock().map_err(poisoned)?;
+        for k in keys {
+            if let Some(times) = log.get_mut(k) {
+                if let Some(i) = times.iter().rposition(|t| *t == now) {
+                    times.remove(i);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -392,19 +423,28 @@ mod tests {
         let c = MemoryReplayCache::new();
         assert!(c.spend("i", "a", 100, 0).unwrap());
         assert!(!c.spend("i", "a", 100, 50).unwrap());
-        assert!(c.is_spent("i", "a").unwrap());
+        assert!(c.is_spent("i", "a", 100).unwrap());
         assert!(c.spend("j", "a", 100, 50).unwrap(), "ids are per issuer");
         c.unspend("j", "a").unwrap();
-        assert!(!c.is_spent("j", "a").unwrap());
+        assert!(!c.is_spent("j", "a", 100).unwrap());
         // Expired entries go when later ones arrive.
         assert!(c.spend("i", "b", 300, 200).unwrap());
-        assert!(!c.is_spent("i", "a").unwrap());
         assert_eq!(c.len(), 1);
+        // Forgotten, but not acceptable again: it expired no later than what was purged.
+        assert!(c.is_spent("i", "a", 100).unwrap());
+        assert!(
+            !c.spend("i", "a", 100, 10).unwrap(),
+            "even with the clock back at 10"
+        );
+        assert!(
+            !c.is_spent("i", "z", 101).unwrap(),
+            "a later expiry is vouched for"
+        );
         // An id unspent and spent again keeps its newer expiry.
         c.unspend("i", "b").unwrap();
         assert!(c.spend("i", "b", 500, 200).unwrap());
         assert!(c.spend("i", "c", 600, 400).unwrap());
-        assert!(c.is_spent("i", "b").unwrap());
+        assert!(c.is_spent("i", "b", 500).unwrap());
     }
 
     #[test]
@@ -439,5 +479,8 @@ mod tests {
             per_device: RateLimit { max: 1, window: 60 },
         });
         assert_eq!(zero.check(&keys, 0).unwrap(), Some((RateScope::User, 60)));
+        // An undone release frees its slot.
+        r.release(&keys, 10).unwrap();
+        assert_eq!(r.check(&keys, 20).unwrap(), None);
     }
 }

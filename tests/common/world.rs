@@ -7,8 +7,8 @@ use pin_recovery::client::{
     Argon2Profile, Container, ContainerPolicy, MemoryStore, Pin, PinPolicy, ServiceTrust,
 };
 use pin_recovery::service::{
-    MemoryAuditSink, MemoryDeviceRegistry, MemoryRateLimiter, MemoryReplayCache, MfaPolicy,
-    RatePolicy, RecoveryService, RequestContext, ServiceConfig,
+    IssuerTrust, MemoryAuditSink, MemoryDeviceRegistry, MemoryRateLimiter, MemoryReplayCache,
+    MfaPolicy, RatePolicy, RecoveryService, RequestContext, ServiceConfig,
 };
 use pin_recovery::testkit::TestIdentityProvider;
 use pin_recovery::{
@@ -29,6 +29,15 @@ pub fn test_policy(recovery: bool) -> ContainerPolicy {
         },
         attempt_limit: 5,
         argon2: Argon2Profile::INSECURE_TEST_ONLY,
+    }
+}
+
+/// The service settings every test world uses.
+pub fn service_config() -> ServiceConfig {
+    ServiceConfig {
+        issuer: AUDIENCE.into(),
+        mfa: MfaPolicy::new(AUDIENCE),
+        key_document_lifetime: 86_400,
     }
 }
 
@@ -63,6 +72,13 @@ impl World {
     }
 
     pub fn build(rates: RatePolicy, tenant_key: ServicePrivateKey) -> Self {
+        let binding = Binding::new("contoso", "alice@contoso.test", "LAPTOP-1").unwrap();
+        Self::build_for(binding, rates, tenant_key)
+    }
+
+    /// A world for `binding`'s tenant, user and device.
+    pub fn build_for(binding: Binding, rates: RatePolicy, tenant_key: ServicePrivateKey) -> Self {
+        let tenant = binding.tenant().to_owned();
         let clock = Arc::new(ManualClock::new(T0));
         let audit = Arc::new(MemoryAuditSink::new());
         let replay = Arc::new(MemoryReplayCache::new());
@@ -70,13 +86,9 @@ impl World {
         let rate = Arc::new(MemoryRateLimiter::new(rates));
         let idp = TestIdentityProvider::new("https://idp.test").unwrap();
         let service = RecoveryService::builder(
-            ServiceConfig {
-                issuer: AUDIENCE.into(),
-                mfa: MfaPolicy::new(AUDIENCE),
-                key_document_lifetime: 86_400,
-            },
+            service_config(),
             KeyDocumentSigner::new(SigningKey::generate().unwrap()),
-            vec![idp.trusted_issuer()],
+            IssuerTrust::new().trust(tenant.clone(), idp.trusted_issuer().unwrap()),
             audit.clone(),
         )
         .replay_cache(replay.clone())
@@ -84,18 +96,17 @@ impl World {
         .rate_limiter(rate.clone())
         .clock(clock.clone())
         .build();
-        service.add_current_key("contoso", tenant_key).unwrap();
-        let keys = service.key_document("contoso").unwrap();
+        service.add_current_key(&tenant, tenant_key).unwrap();
+        let keys = service.key_document(&tenant).unwrap();
         let trust = ServiceTrust {
             signing_key: *service.signing_key(),
         };
-        let binding = Binding::new("contoso", "alice@contoso.test", "LAPTOP-1").unwrap();
         let device_key = SigningKey::generate().unwrap();
         service
             .register_device(
-                "contoso",
-                "LAPTOP-1",
-                "alice@contoso.test",
+                binding.tenant(),
+                binding.device(),
+                binding.user(),
                 *device_key.verifying_key(),
             )
             .unwrap();
@@ -148,6 +159,47 @@ impl World {
             .unwrap();
     }
 
+    /// A second device of the world's user, registered with the service (no envelope).
+    pub fn second_device(&self, device: &str) -> (SigningKey, Binding) {
+        let key = SigningKey::generate().unwrap();
+        let b = Binding::new(self.binding.tenant(), self.binding.user(), device).unwrap();
+        self.service
+            .register_device(b.tenant(), device, b.user(), *key.verifying_key())
+            .unwrap();
+        (key, b)
+    }
+
+    /// A whole recovery: request, release, reset to `new_pin`; the request and the reset.
+    pub fn recover(&self, new_pin: &str) -> (RecoveryRequest, pin_recovery::client::Reset) {
+        let (req, pending) = self.request();
+        let resp = self.service.handle(&req, &Self::ctx()).unwrap();
+        let reset = self
+            .container
+            .complete_recovery(pending, &resp, &pin(new_pin), &self.keys)
+            .unwrap();
+        (req, reset)
+    }
+
+    /// How many secrets the service has released so far (from its audit log).
+    pub fn releases(&self) -> usize {
+        self.audit
+            .events()
+            .iter()
+            .filter(|e| e.outcome == pin_recovery::service::AuditOutcome::Released)
+            .count()
+    }
+
+    /// A request for the container's envelope carrying `assertion`.
+    pub fn request_with_assertion(
+        &self,
+        assertion: impl FnOnce(&str) -> String,
+    ) -> (RecoveryRequest, pin_recovery::client::PendingRecovery) {
+        let mut pending = self.container.begin_recovery().unwrap();
+        let a = assertion(pending.mfa_nonce());
+        let req = pending.request(&a, &self.device_key).unwrap();
+        (req, pending)
+    }
+
     /// A valid request for the container's envelope, and the pending recovery to open
     /// the answer with.
     pub fn request(&self) -> (RecoveryRequest, pin_recovery::client::PendingRecovery) {
@@ -165,25 +217,41 @@ impl World {
         (req, pending)
     }
 
+    /// The tenant's current public key, from the key document.
+    pub fn keys_current_public(&self) -> pin_recovery::ServicePublicKey {
+        self.keys
+            .verify(
+                &self.trust.signing_key,
+                self.binding.tenant(),
+                self.clock.now(),
+                0,
+            )
+            .unwrap()
+            .current()
+            .unwrap()
+            .clone()
+    }
+
     /// Everything a refusal must leave untouched, on both sides.
     pub fn snapshot(&self) -> Snapshot {
         use pin_recovery::service::{DeviceRegistry, RateLimiter};
         use pin_recovery::service::{RateKey, RateScope};
+        let b = &self.binding;
         let keys = [
             RateKey {
                 scope: RateScope::User,
-                tenant: "contoso".into(),
-                id: "alice@contoso.test".into(),
+                tenant: b.tenant().into(),
+                id: b.user().into(),
             },
             RateKey {
                 scope: RateScope::Device,
-                tenant: "contoso".into(),
-                id: "LAPTOP-1".into(),
+                tenant: b.tenant().into(),
+                id: b.device().into(),
             },
         ];
         Snapshot {
             replay_len: self.replay.len(),
-            record: self.registry.get("contoso", "LAPTOP-1").unwrap(),
+            record: self.registry.get(b.tenant(), b.device()).unwrap(),
             rate: self.rate.check(&keys, self.clock.now()).unwrap(),
             container: pin_recovery::client::ContainerStore::load(&self.store).unwrap(),
         }
@@ -221,4 +289,30 @@ pub fn single_key_document(
 
 pub fn pin(s: &str) -> Pin {
     Pin::new(s)
+}
+
+/// A registration of `envelope` replacing `previous`, with `proof`, signed by `key`: built
+/// through the JSON form, as an attacker (or another implementation) would.
+pub fn signed_registration(
+    envelope: &pin_recovery::Envelope,
+    previous: Option<pin_recovery::EnvelopeId>,
+    proof: Option<[u8; 32]>,
+    key: &SigningKey,
+) -> pin_recovery::EnvelopeRegistration {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let quoted = |s: Option<String>| s.map_or("null".to_owned(), |s| format!("\"{s}\""));
+    let json = |sig: &[u8]| {
+        format!(
+            r#"{{"version":1,"envelope":"{}","previous":{},"proof":{},"device_signature":"{}"}}"#,
+            envelope.to_text(),
+            quoted(previous.map(|p| base16ct::lower::encode_string(p.as_bytes()))),
+            quoted(proof.map(|p| b64(&p))),
+            b64(sig)
+        )
+        .into_bytes()
+    };
+    let unsigned = pin_recovery::EnvelopeRegistration::from_json(&json(&[0; 64])).unwrap();
+    let signature = key.sign(unsigned.signed_bytes()).unwrap();
+    pin_recovery::EnvelopeRegistration::from_json(&json(&signature)).unwrap()
 }

@@ -100,6 +100,8 @@ def from_text(text):
     if not text.startswith("pinrec1."):
         raise DecodeError("decode:bad-magic")
     body = text[len("pinrec1."):]
+    if len(body) > 5462:  # the base64url length of 4096 bytes, checked before decoding
+        raise DecodeError("decode:too-long")
     alphabet = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
     if not set(body) <= alphabet or len(body) % 4 == 1:
         raise DecodeError("decode:bad-base64")

@@ -1,0 +1,218 @@
+//! Answering a recovery request. The checks run in a fixed order, cheapest and most
+//! public first: decoding, the device's registration and signature (one refusal class
+//! to the caller), the MFA assertion and its claims, whether the assertion is spent and
+//! the envelope is the registered one, the key, the rate limits; then the envelope is
+//! opened and the answer sealed. Only then is state changed, in one commit step: spend
+//! the assertion, take the rate slots, record the audit event; a later step's failure
+//! undoes the earlier ones, so a refusal leaves no trace but its audit event.
+
+use std::sync::atomic::Ordering;
+
+use zeroize::Zeroizing;
+
+use super::audit::{AuditAction, AuditEvent, AuditOutcome, RequestContext};
+use super::error::{RateScope, ServiceError};
+use super::handler::{lock_failed, RecoveryService, Refusal, Trace};
+use super::mfa::{self, VerifiedAssertion};
+use super::stores::RateKey;
+use crate::hpke::{self, Ephemeral, ENC_LEN};
+use crate::provider::provider;
+use crate::signing::VerifyingKey;
+use crate::wire::{self, RecoveryRequest, RecoveryResponse, RESPONSE_LABEL, SEALED_SECRET_LEN};
+
+impl RecoveryService {
+    /// Answers a recovery request given as JSON; the answer is JSON too. Malformed input
+    /// is audited like any other refusal.
+    ///
+    /// # Errors
+    /// Every [`ServiceError`] [`RecoveryService::handle`] returns, and
+    /// [`ServiceError::MalformedRequest`]; each is audited.
+    pub fn handle_json(
+        &self,
+        request: &[u8],
+        ctx: &RequestContext,
+    ) -> Result<Vec<u8>, ServiceError> {
+        match RecoveryRequest::from_json(request) {
+            Ok(r) => self.handle(&r, ctx).map(|resp| resp.to_json()),
+            Err(e) => {
+                let trace = Trace {
+                    action: AuditAction::Recovery,
+                    ctx,
+                    envelope: None,
+                };
+                Err(self.refuse(&trace, ServiceError::MalformedRequest(e).into()))
+            }
+        }
+    }
+
+    /// Answers a recovery request: the envelope's secret, sealed to the request's one-time
+    /// key, or a refusal. The secret is released only once its audit event is recorded.
+    ///
+    /// # Errors
+    /// Every [`ServiceError`] but `RegistrationConflict`, `SuiteMismatch` and
+    /// `RegistrationProofInvalid`; each is audited and changes nothing.
+    pub fn handle(
+        &self,
+        request: &RecoveryRequest,
+        ctx: &RequestContext,
+    ) -> Result<RecoveryResponse, ServiceError> {
+        let trace = Trace {
+            action: AuditAction::Recovery,
+            ctx,
+            envelope: Some(request.envelope()),
+        };
+        match self.release(request, &trace) {
+            Ok((response, event)) => {
+                self.notify(&trace, &event);
+                Ok(response)
+            }
+            Err(refusal) => Err(self.refuse(&trace, refusal)),
+        }
+    }
+
+    fn release(
+        &self,
+        request: &RecoveryRequest,
+        trace: &Trace<'_>,
+    ) -> Result<(RecoveryResponse, AuditEvent), Refusal> {
+        let envelope = request.envelope();
+        let binding = envelope.binding();
+        let now = self.clock.now();
+
+        if VerifyingKey::from_sec1(request.ephemeral_key()).is_err() {
+            return Err(
+                ServiceError::MalformedRequest(crate::DecodeError::BadDocument {
+                    reason: "ephemeral key is not a P-256 point",
+                })
+                .into(),
+            );
+        }
+        // Built once: the device signs these bytes, and the answer is bound to their hash.
+        let signed = request.signed_bytes();
+        let record = self.authenticate_device(binding, signed, request.device_signature())?;
+        if record.user != binding.user() {
+            return Err(ServiceError::WrongUser.into());
+        }
+        let nonce = wire::mfa_nonce(&envelope.envelope_id(), request.ephemeral_key());
+        let assertion = mfa::verify(
+            request.assertion(),
+            &*self.issuer_trust()?,
+            &self.config.mfa,
+            binding,
+            &nonce,
+            now,
+        )?;
+        if self
+            .replay
+            .is_spent(&assertion.issuer, &assertion.token_id, assertion.expires_at)?
+        {
+            return Err(ServiceError::AssertionReplayed.into());
+        }
+        if record.envelope.as_ref() != Some(envelope) {
+            return Err(ServiceError::StaleEnvelope.into());
+        }
+        let rate_keys = [
+            RateKey {
+                scope: RateScope::User,
+                tenant: binding.tenant().to_owned(),
+                id: binding.user().to_owned(),
+            },
+            RateKey {
+                scope: RateScope::Device,
+                tenant: binding.tenant().to_owned(),
+                id: binding.device().to_owned(),
+            },
+        ];
+        let sealed = {
+            let rings = self.keyrings.read().map_err(lock_failed)?;
+            let key = rings
+                .get(binding.tenant())
+                .ok_or(ServiceError::UnknownTenant)?
+                .opener(envelope.key_id())?;
+            if let Some((scope, retry_after)) = self.rate.check(&rate_keys, now)? {
+                return Err(ServiceError::RateLimited { scope, retry_after }.into());
+            }
+            let secret = key.open(envelope, binding).map_err(|e| match e {
+                crate::Error::Unsupported(_) => ServiceError::Unsupported,
+                _ => ServiceError::OpenFailed,
+            })?;
+            seal_response(
+                request,
+                &provider().sha256(&[signed]),
+                secret.expose_secret(),
+            )?
+        };
+        let event = self.commit(&assertion, &rate_keys, now, trace)?;
+        Ok((RecoveryResponse::new(envelope.envelope_id(), sealed), event))
+    }
+
+    /// Spends the assertion, takes the rate slots and records the release; if a step
+    /// fails, undoes the ones before it.
+    fn commit(
+        &self,
+        assertion: &VerifiedAssertion,
+        rate_keys: &[RateKey],
+        now: u64,
+        trace: &Trace<'_>,
+    ) -> Result<AuditEvent, Refusal> {
+        let (issuer, id) = (&assertion.issuer, &assertion.token_id);
+        if !self.replay.spend(issuer, id, assertion.expires_at, now)? {
+            return Err(ServiceError::AssertionReplayed.into());
+        }
+        let refused = match self.rate.acquire(rate_keys, now) {
+            Ok(None) => None,
+            Ok(Some((scope, retry_after))) => {
+                Some(ServiceError::RateLimited { scope, retry_after })
+            }
+            Err(e) => Some(ServiceError::Unavailable(e)),
+        };
+        if let Some(error) = refused {
+            self.replay.unspend(issuer, id)?;
+            return Err(error.into());
+        }
+        let event = self.event(trace, AuditOutcome::Released, "ok");
+        if let Err(error) = self.record(&event) {
+            self.rate.release(rate_keys, now)?;
+            self.replay.unspend(issuer, id)?;
+            return Err(error.into());
+        }
+        Ok(event)
+    }
+
+    /// Tells the notifier of a release; a failure is counted and audited, and the
+    /// release stands.
+    fn notify(&self, trace: &Trace<'_>, released: &AuditEvent) {
+        let Some(notifier) = &self.notifier else {
+            return;
+        };
+        if notifier.secret_released(released).is_err() {
+            self.notifier_failures.fetch_add(1, Ordering::Relaxed);
+            let event = self.event(trace, AuditOutcome::NotificationFailed, "notifier-failed");
+            // Counted by `record` if it fails too.
+            let _ = self.record(&event);
+        }
+    }
+}
+
+/// Seals the secret to the request's one-time key, bound to the request hash.
+fn seal_response(
+    request: &RecoveryRequest,
+    request_hash: &[u8; 32],
+    secret: &[u8; 32],
+) -> Result<[u8; SEALED_SECRET_LEN], ServiceError> {
+    let p = provider();
+    let mut info = Vec::with_capacity(RESPONSE_LABEL.len() + 32);
+    info.extend_from_slice(RESPONSE_LABEL);
+    info.extend_from_slice(request_hash);
+    let (enc, mut ctx) = hpke::setup_base_s(p, request.ephemeral_key(), &info, Ephemeral::Fresh)
+        .map_err(|_| ServiceError::Crypto)?;
+    let mut buf = Zeroizing::new(Vec::with_capacity(48));
+    buf.extend_from_slice(secret);
+    ctx.seal(p, b"", &mut buf)
+        .map_err(|_| ServiceError::Crypto)?;
+    let mut out = [0u8; SEALED_SECRET_LEN];
+    let (e, c) = out.split_at_mut(ENC_LEN);
+    e.copy_from_slice(&enc);
+    c.copy_from_slice(&buf);
+    Ok(out)
+}
