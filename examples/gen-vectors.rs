@@ -105,6 +105,22 @@ fn vectors(dir: &Path, suite_name: &str, key_file: &str, other_key_file: &str) -
         &binding,
         &empty_tenant,
     ));
+    let mut control = good.clone();
+    control[40] = 0x07; // the tenant's first character becomes BEL, a Cc code point
+    cases.push(case(
+        "tenant with a control character",
+        "decode:bad-text",
+        &binding,
+        &control,
+    ));
+    let mut oversized = good.clone();
+    oversized.resize(pin_recovery::MAX_ENVELOPE_LEN + 1, 0);
+    cases.push(case(
+        "one byte over the size limit",
+        "decode:too-long",
+        &binding,
+        &oversized,
+    ));
 
     let wrong =
         Binding::new("contoso.example", "mallory@contoso.example", "LAPTOP-7F3K").expect("binding");
@@ -162,6 +178,7 @@ fn vectors(dir: &Path, suite_name: &str, key_file: &str, other_key_file: &str) -
         json!({"name": "text with padding", "expect": "decode:bad-base64", "text": format!("{text}=")}),
         json!({"name": "text with a newline", "expect": "decode:bad-base64", "text": format!("{text}\n")}),
         json!({"name": "text without prefix", "expect": "decode:bad-magic", "text": text.trim_start_matches("pinrec1.")}),
+        json!({"name": "text body longer than 4096 bytes encode to", "expect": "decode:too-long", "text": format!("pinrec1.{}", "A".repeat(5463))}),
     ];
     let std_alphabet = text.replace('-', "+").replace('_', "/");
     if std_alphabet != text {
