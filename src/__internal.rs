@@ -2,14 +2,14 @@
 //! targets and benchmarks, so that they exercise exactly the code paths the crate uses.
 //! Anything here may change in any release.
 
-use crate::hpke;
+use crate::crypto::hpke;
 use crate::keys::public::PublicKind;
-use crate::provider::{provider, RSA_MAX_BYTES};
+use crate::crypto::provider::{provider, RSA_MAX_BYTES};
 use crate::{Error, ServicePrivateKey, ServicePublicKey};
 
 /// (private-key operations, AEAD opens) performed by `open` on this thread so far.
 pub fn open_probe_counts() -> (u64, u64) {
-    crate::probe::counts()
+    crate::crypto::probe::counts()
 }
 
 /// The name of the compiled crypto provider.
@@ -160,7 +160,9 @@ impl HpkeReceiver {
 /// accepted re-encodes to the same bytes, and otherwise only requires a typed error.
 /// A panic here is a bug.
 pub mod fuzz {
+    #[cfg(feature = "client")]
     use crate::client::__decode_state;
+    #[cfg(feature = "service")]
     use crate::service::{RecoveryService, RequestContext};
     use crate::{
         Binding, Envelope, EnvelopeRegistration, RecoveryRequest, RecoveryResponse,
@@ -200,6 +202,7 @@ pub mod fuzz {
 
     /// Recovery requests and envelope registrations, through the decoders and then the
     /// whole service handler.
+    #[cfg(feature = "service")]
     pub fn request_json(service: &RecoveryService, data: &[u8]) {
         if let Ok(r) = RecoveryRequest::from_json(data) {
             assert_eq!(r.to_json(), data, "accepted request re-encodes differently");
@@ -234,6 +237,7 @@ pub mod fuzz {
     }
 
     /// Stored containers: accepted state re-encodes byte for byte.
+    #[cfg(feature = "client")]
     pub fn container_state(data: &[u8]) {
         if let Ok(again) = __decode_state(data) {
             assert_eq!(

@@ -6,43 +6,45 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 #![warn(clippy::cast_possible_truncation)]
+// The core serves two sides; a build with only one of them leaves the other's helpers
+// unused, which is expected, not dead code.
+#![cfg_attr(
+    not(all(feature = "client", feature = "service")),
+    allow(dead_code, unused_imports)
+)]
 
-mod binding;
-pub mod client;
-mod clock;
+// The layers, bottom up: bytes in and values out; the cryptography; keys; the envelope;
+// what crosses between device and service; then the two sides, each behind its feature.
 mod codec;
-mod encoding;
-mod envelope;
-mod error;
-mod hex_id;
-mod hpke;
-mod keydoc;
+mod crypto;
 mod keys;
-mod probe;
-mod provider;
-mod secret;
+mod envelope;
+mod protocol;
+#[cfg(feature = "client")]
+pub mod client;
+#[cfg(feature = "service")]
 pub mod service;
-mod signing;
-mod suite;
+#[cfg(feature = "testkit")]
 pub mod testkit;
-mod wire;
 
-pub use binding::Binding;
+mod clock;
+mod error;
+
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use crypto::secret::RecoverySecret;
+pub use crypto::suite::{Suite, UnknownSuiteName};
+pub use envelope::binding::Binding;
 pub use envelope::{Envelope, EnvelopeId, MAGIC, MAX_ENVELOPE_LEN, TEXT_PREFIX, VERSION};
 pub use error::{BindingError, DecodeError, Error, KeyError, Unsupported};
-pub use keydoc::{
+pub use keys::{KeyId, ServicePrivateKey, ServicePublicKey, SigningKey, VerifyingKey, RSA_KEY_BITS};
+pub use protocol::key_document::{
     KeyDocument, KeyDocumentError, KeyDocumentSigner, PublishedKey, PublishedStatus,
     SignedKeyDocument, KEY_DOCUMENT_TYPE, MAX_KEY_DOCUMENT_LEN,
 };
-pub use keys::{KeyId, ServicePrivateKey, ServicePublicKey, RSA_KEY_BITS};
-pub use secret::RecoverySecret;
-pub use signing::{SigningKey, VerifyingKey};
-pub use suite::{Suite, UnknownSuiteName};
-pub use wire::{
-    mfa_nonce, EnvelopeRegistration, RecoveryRequest, RecoveryResponse, MAX_ASSERTION_LEN,
-    MAX_MESSAGE_LEN, SEALED_SECRET_LEN, WIRE_VERSION,
-};
+pub use protocol::json::{MAX_MESSAGE_LEN, WIRE_VERSION};
+pub use protocol::registration::EnvelopeRegistration;
+pub use protocol::request::{mfa_nonce, RecoveryRequest, MAX_ASSERTION_LEN};
+pub use protocol::response::{RecoveryResponse, SEALED_SECRET_LEN};
 
 #[doc(hidden)]
 pub mod __internal;

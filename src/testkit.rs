@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
-use crate::binding::Binding;
-use crate::encoding::b64_encode;
+use crate::envelope::binding::Binding;
+use crate::codec::base64url::b64_encode;
 use crate::error::Error;
-use crate::provider::provider;
+use crate::crypto::provider::provider;
 use crate::service::{AssertionAlgorithm, AssertionClaims, Audience, TrustedIssuer, AMR_MFA};
-use crate::signing::SigningKey;
+use crate::keys::signing::SigningKey;
 
 /// An identity provider with one ES256 signing key.
 pub struct TestIdentityProvider {
@@ -43,7 +43,7 @@ impl TestIdentityProvider {
     }
 
     /// Its public key.
-    pub fn verifying_key(&self) -> &crate::signing::VerifyingKey {
+    pub fn verifying_key(&self) -> &crate::keys::signing::VerifyingKey {
         self.key.verifying_key()
     }
 

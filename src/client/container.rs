@@ -13,13 +13,14 @@ use super::protector::{ContainerKey, PinProtector, RecoveryProtector};
 use super::recovery::PendingRecovery;
 use super::state::{NextEnvelope, Payload, State};
 use super::store::ContainerStore;
-use crate::binding::Binding;
+use crate::envelope::binding::Binding;
 use crate::clock::{Clock, SystemClock};
 use crate::envelope::{Envelope, EnvelopeId};
-use crate::keydoc::{KeyDocument, SignedKeyDocument};
-use crate::secret::RecoverySecret;
-use crate::signing::{SigningKey, VerifyingKey};
-use crate::wire::{self, EnvelopeRegistration, RecoveryResponse};
+use crate::protocol::key_document::{KeyDocument, SignedKeyDocument};
+use crate::crypto::secret::RecoverySecret;
+use crate::keys::signing::{SigningKey, VerifyingKey};
+use crate::protocol::registration::{self, EnvelopeRegistration};
+use crate::protocol::response::RecoveryResponse;
 
 const SECONDS_PER_DAY: u64 = 86_400;
 
@@ -339,15 +340,15 @@ impl<S: ContainerStore> Container<S> {
         current_key: Option<&[u8; 32]>,
     ) -> Result<(), ClientError> {
         let key = doc.current().ok_or(ClientError::KeyDocument(
-            crate::keydoc::KeyDocumentError::BadKeys,
+            crate::protocol::key_document::KeyDocumentError::BadKeys,
         ))?;
         let secret = RecoverySecret::generate()?;
         let envelope = key.seal_at(&secret, &state.identity, self.clock.now())?;
         let proof = match (current_key, state.previous()) {
             (Some(k), Some(previous)) => {
-                let signed = wire::registration_signed_bytes(&envelope, Some(previous))
+                let signed = registration::registration_signed_bytes(&envelope, Some(previous))
                     .map_err(ClientError::CorruptState)?;
-                Some(wire::registration_proof(k, &signed))
+                Some(registration::registration_proof(k, &signed))
             }
             (None, None) => None,
             // A current envelope with no key to prove it by (or the reverse) is a bug.
@@ -601,7 +602,7 @@ impl<S: ContainerStore> Container<S> {
             state.current = state.next.take().map(|n| n.protector);
         }
         state.next = None;
-        let current_key = wire::registration_key(secret)?;
+        let current_key = registration::registration_key(secret)?;
         self.seal_next(&mut state, &unlocked.ck, &doc, Some(&*current_key))?;
         state.failed_attempts = 0;
         seal_state(&mut state, &unlocked)?;
@@ -635,7 +636,7 @@ impl<S: ContainerStore> Container<S> {
             return Ok(None);
         };
         let envelope = next.protector.envelope;
-        let signed = wire::registration_signed_bytes(&envelope, previous)
+        let signed = registration::registration_signed_bytes(&envelope, previous)
             .map_err(ClientError::CorruptState)?;
         let signature = device_key.sign(&signed)?;
         Ok(Some(EnvelopeRegistration::new(

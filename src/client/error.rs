@@ -3,7 +3,7 @@ use core::fmt;
 use super::policy::PinPolicyViolation;
 use super::store::StoreError;
 use crate::error::{DecodeError, Error};
-use crate::keydoc::KeyDocumentError;
+use crate::protocol::key_document::KeyDocumentError;
 
 /// Errors from the client container. None of them changes what is stored, except that a
 /// wrong PIN counts as a failed attempt (persisted before the PIN is checked).
@@ -125,8 +125,8 @@ impl From<PinPolicyViolation> for ClientError {
     }
 }
 
-impl From<crate::provider::Failure> for ClientError {
-    fn from(_: crate::provider::Failure) -> Self {
+impl From<crate::crypto::provider::Failure> for ClientError {
+    fn from(_: crate::crypto::provider::Failure) -> Self {
         ClientError::Crypto(Error::Crypto)
     }
 }

@@ -7,10 +7,10 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::policy::{Argon2Profile, Pin};
-use crate::binding::Binding;
+use crate::envelope::binding::Binding;
 use crate::envelope::Envelope;
-use crate::provider::{provider, Failure, Secret32};
-use crate::secret::RecoverySecret;
+use crate::crypto::provider::{provider, Failure, Secret32};
+use crate::crypto::secret::RecoverySecret;
 
 const PIN_LABEL: &[u8] = b"pin-recovery v1 pin protector";
 const RECOVERY_LABEL: &[u8] = b"pin-recovery v2 recovery protector";
@@ -225,7 +225,7 @@ impl RecoveryProtector {
         let aad = Self::aad(RECOVERY_LABEL, identity, &envelope);
         let kek = Self::kek(secret, &salt, &aad)?;
         let (nonce, wrapped) = wrap(&kek, &aad, ck)?;
-        let registration_key = crate::wire::registration_key(secret)?;
+        let registration_key = crate::protocol::registration::registration_key(secret)?;
         let key_aad = Self::aad(REGISTRATION_KEY_WRAP_LABEL, identity, &envelope);
         let (key_nonce, wrapped_registration_key) = wrap(
             &*ck.subkey(REGISTRATION_KEY_WRAP_LABEL)?,
@@ -252,7 +252,7 @@ impl RecoveryProtector {
         unwrap(&kek, &aad, &self.nonce, &self.wrapped)
     }
 
-    /// The envelope's registration key (see [`crate::wire::registration_key`]).
+    /// The envelope's registration key (see [`crate::protocol::registration::registration_key`]).
     pub(crate) fn registration_key(
         &self,
         ck: &ContainerKey,

@@ -8,11 +8,12 @@ use zeroize::Zeroizing;
 
 use super::error::ClientError;
 use crate::envelope::Envelope;
-use crate::hpke::{self, ENC_LEN};
-use crate::provider::{provider, P256Agreement};
-use crate::secret::RecoverySecret;
-use crate::signing::SigningKey;
-use crate::wire::{self, RecoveryRequest, RecoveryResponse, RESPONSE_LABEL};
+use crate::crypto::hpke::{self, ENC_LEN};
+use crate::crypto::provider::{provider, P256Agreement};
+use crate::crypto::secret::RecoverySecret;
+use crate::keys::signing::SigningKey;
+use crate::protocol::request::{self, RecoveryRequest};
+use crate::protocol::response::{RecoveryResponse, RESPONSE_LABEL};
 
 /// A recovery in progress: holds the one-time key until the answer arrives. Dropping it
 /// wipes the key, after which no answer to its request can be opened.
@@ -31,7 +32,7 @@ impl PendingRecovery {
     /// [`ClientError::Crypto`] if the one-time key cannot be generated.
     pub fn for_envelope(envelope: Envelope) -> Result<Self, ClientError> {
         let ephemeral = provider().p256_agreement_generate()?;
-        let nonce = wire::mfa_nonce(&envelope.envelope_id(), ephemeral.public_key());
+        let nonce = request::mfa_nonce(&envelope.envelope_id(), ephemeral.public_key());
         Ok(PendingRecovery {
             envelope,
             ephemeral,
@@ -67,7 +68,7 @@ impl PendingRecovery {
         device_key: &SigningKey,
     ) -> Result<RecoveryRequest, ClientError> {
         let eph = *self.ephemeral.public_key();
-        let signed = wire::request_signed_bytes(&self.envelope, &eph, assertion)
+        let signed = request::request_signed_bytes(&self.envelope, &eph, assertion)
             .map_err(ClientError::BadAssertion)?;
         let signature = device_key.sign(&signed)?;
         let request = RecoveryRequest::new(

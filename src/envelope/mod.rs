@@ -1,6 +1,7 @@
 //! The sealed envelope: its fields, its one canonical binary encoding, its text form and
 //! its serde form. docs/FORMAT.md is the byte-level specification; this module follows it.
 
+pub(crate) mod binding;
 mod open;
 mod seal;
 
@@ -10,13 +11,13 @@ use core::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::binding::Binding;
+use crate::envelope::binding::Binding;
 use crate::codec::{self, Reader};
-use crate::encoding;
+use crate::codec::base64url;
 use crate::error::DecodeError;
-use crate::hex_id::hex_id;
+use crate::codec::hex_id::hex_id;
 use crate::keys::KeyId;
-use crate::suite::Suite;
+use crate::crypto::suite::Suite;
 
 hex_id!(
     /// A random id that names one envelope. The service registers, per device, the id
@@ -141,13 +142,13 @@ impl Envelope {
         let body = text
             .strip_prefix(TEXT_PREFIX)
             .ok_or(DecodeError::BadMagic)?;
-        Self::from_bytes(&encoding::b64_decode(body, MAX_ENVELOPE_LEN)?)
+        Self::from_bytes(&base64url::b64_decode(body, MAX_ENVELOPE_LEN)?)
     }
 
     /// The text form: [`TEXT_PREFIX`] then unpadded base64url.
     pub fn to_text(&self) -> String {
         let mut s = String::from(TEXT_PREFIX);
-        s.push_str(&encoding::b64_encode(&self.bytes));
+        s.push_str(&base64url::b64_encode(&self.bytes));
         s
     }
 
@@ -200,8 +201,8 @@ impl Envelope {
 /// The encapsulated-key lengths each suite allows.
 fn encapsulated_len_range(suite: Suite) -> (usize, usize) {
     match suite {
-        Suite::HpkeP256Sha256Aes256Gcm => (crate::hpke::ENC_LEN, crate::hpke::ENC_LEN),
-        Suite::RsaOaepSha256Aes256Gcm => (256, crate::provider::RSA_MAX_BYTES),
+        Suite::HpkeP256Sha256Aes256Gcm => (crate::crypto::hpke::ENC_LEN, crate::crypto::hpke::ENC_LEN),
+        Suite::RsaOaepSha256Aes256Gcm => (256, crate::crypto::provider::RSA_MAX_BYTES),
     }
 }
 

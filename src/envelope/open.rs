@@ -10,13 +10,13 @@ use zeroize::Zeroizing;
 
 use super::seal::{RSA_AEAD_NONCE, RSA_OAEP_LABEL};
 use super::{Envelope, CIPHERTEXT_LEN, ENVELOPE_LABEL};
-use crate::binding::Binding;
+use crate::envelope::binding::Binding;
 use crate::error::Error;
-use crate::hpke;
+use crate::crypto::hpke;
 use crate::keys::ServicePrivateKey;
-use crate::provider::{provider, RSA_MAX_BYTES};
-use crate::secret::RecoverySecret;
-use crate::suite::Suite;
+use crate::crypto::provider::{provider, RSA_MAX_BYTES};
+use crate::crypto::secret::RecoverySecret;
+use crate::crypto::suite::Suite;
 
 /// The most header bytes an envelope can carry, plus the label.
 const MAX_INFO_LEN: usize = ENVELOPE_LABEL.len() + 64 + 3 * (1 + Binding::MAX_ID_LEN);
@@ -50,10 +50,10 @@ impl ServicePrivateKey {
                 let enc = <&[u8; hpke::ENC_LEN]>::try_from(envelope.encapsulated())
                     .map_err(|_| Error::OpenFailed)?;
                 // An invalid encapsulated key fails here, before any symmetric work.
-                crate::probe::private_key_op();
+                crate::crypto::probe::private_key_op();
                 let mut ctx =
                     hpke::setup_base_r(p, enc, sk, info).map_err(|_| Error::OpenFailed)?;
-                crate::probe::aead_open();
+                crate::crypto::probe::aead_open();
                 Choice::from(u8::from(ctx.open(p, b"", &mut buf[..]).is_ok()))
             }
             Suite::RsaOaepSha256Aes256Gcm => {
@@ -68,13 +68,13 @@ impl ServicePrivateKey {
                 p.fill_random(&mut content_key[..])
                     .map_err(|_| Error::Crypto)?;
                 let mut out = Zeroizing::new([0u8; RSA_MAX_BYTES]);
-                crate::probe::private_key_op();
+                crate::crypto::probe::private_key_op();
                 let unwrapped = decryptor.decrypt(wrapped, RSA_OAEP_LABEL.as_bytes(), &mut out);
                 let unwrapped_ok = Choice::from(u8::from(unwrapped == Ok(32)));
                 for (k, u) in content_key.iter_mut().zip(out.iter()) {
                     k.conditional_assign(u, unwrapped_ok);
                 }
-                crate::probe::aead_open();
+                crate::crypto::probe::aead_open();
                 let ok = p
                     .aes256gcm_open(&content_key, &RSA_AEAD_NONCE, info, &mut buf[..])
                     .is_ok();

@@ -1,5 +1,5 @@
-use crate::hex_id::hex_id;
-use crate::provider::provider;
+use crate::codec::hex_id::hex_id;
+use crate::crypto::provider::provider;
 
 hex_id!(
     /// A key id: the first 16 bytes of SHA-256 over the public key's

@@ -17,12 +17,12 @@ use super::stores::{
     DeviceRecord, DeviceRegistry, MemoryDeviceRegistry, MemoryRateLimiter, MemoryReplayCache,
     RateLimiter, RatePolicy, ReplayCache,
 };
-use crate::binding::Binding;
+use crate::envelope::binding::Binding;
 use crate::clock::{Clock, SystemClock};
 use crate::envelope::Envelope;
-use crate::keydoc::{KeyDocumentSigner, SignedKeyDocument};
+use crate::protocol::key_document::{KeyDocumentSigner, SignedKeyDocument};
 use crate::keys::ServicePrivateKey;
-use crate::signing::VerifyingKey;
+use crate::keys::signing::VerifyingKey;
 
 /// The service's fixed settings.
 #[derive(Clone, Debug, PartialEq, Eq)]

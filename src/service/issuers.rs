@@ -11,8 +11,8 @@ use std::sync::Arc;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
-use crate::encoding::b64_decode;
-use crate::signing::VerifyingKey;
+use crate::codec::base64url::b64_decode;
+use crate::keys::signing::VerifyingKey;
 
 /// The largest JWKS document read (Entra ID's is about 10 KiB).
 pub const MAX_JWKS_LEN: usize = 256 * 1024;
@@ -463,7 +463,7 @@ mod tests {
         n[0] = 0x80 | n[0] >> 1;
         format!(
             r#"{{"kty":"RSA","kid":"{kid}","n":"{}","e":"AQAB"}}"#,
-            crate::encoding::b64_encode(&n)
+            crate::codec::base64url::b64_encode(&n)
         )
     }
 

@@ -1,7 +1,7 @@
 //! A tenant's versioned service keys: one current key (devices seal to it), older keys
 //! that still open their envelopes, and retired keys whose envelopes get a clear error.
 
-use crate::keydoc::{KeyDocument, PublishedKey, PublishedStatus};
+use crate::protocol::key_document::{KeyDocument, PublishedKey, PublishedStatus};
 use crate::keys::{KeyId, ServicePrivateKey};
 
 use super::error::ServiceError;

@@ -11,9 +11,9 @@ use serde_json::{Map, Value};
 
 use super::error::ServiceError;
 use super::issuers::{AssertionAlgorithm, IssuerTrust};
-use crate::binding::Binding;
-use crate::encoding::b64_decode;
-use crate::wire::MAX_ASSERTION_LEN;
+use crate::envelope::binding::Binding;
+use crate::codec::base64url::b64_decode;
+use crate::protocol::request::MAX_ASSERTION_LEN;
 
 /// The `amr` value that shows multi-factor authentication (RFC 8176).
 pub const AMR_MFA: &str = "mfa";

@@ -10,7 +10,7 @@ use super::audit::{AuditAction, AuditOutcome, RequestContext};
 use super::error::ServiceError;
 use super::handler::{lock_failed, RecoveryService, Refusal, Trace};
 use crate::error::Error;
-use crate::wire::{self, EnvelopeRegistration};
+use crate::protocol::registration::{self, EnvelopeRegistration};
 
 fn open_failure(e: Error) -> ServiceError {
     match e {
@@ -107,8 +107,8 @@ impl RecoveryService {
                     .opener(current.key_id())?
                     .open(current, current.binding())
                     .map_err(open_failure)?;
-                let key = wire::registration_key(&secret).map_err(|_| ServiceError::Crypto)?;
-                let expected = wire::registration_proof(&key, signed);
+                let key = registration::registration_key(&secret).map_err(|_| ServiceError::Crypto)?;
+                let expected = registration::registration_proof(&key, signed);
                 let proven = registration
                     .proof()
                     .is_some_and(|p| bool::from(p.ct_eq(&expected)));

@@ -15,10 +15,11 @@ use super::error::{RateScope, ServiceError};
 use super::handler::{lock_failed, RecoveryService, Refusal, Trace};
 use super::mfa::{self, VerifiedAssertion};
 use super::stores::RateKey;
-use crate::hpke::{self, Ephemeral, ENC_LEN};
-use crate::provider::provider;
-use crate::signing::VerifyingKey;
-use crate::wire::{self, RecoveryRequest, RecoveryResponse, RESPONSE_LABEL, SEALED_SECRET_LEN};
+use crate::crypto::hpke::{self, Ephemeral, ENC_LEN};
+use crate::crypto::provider::provider;
+use crate::keys::signing::VerifyingKey;
+use crate::protocol::request::{mfa_nonce, RecoveryRequest};
+use crate::protocol::response::{RecoveryResponse, RESPONSE_LABEL, SEALED_SECRET_LEN};
 
 impl RecoveryService {
     /// Answers a recovery request given as JSON; the answer is JSON too. Malformed input
@@ -93,7 +94,7 @@ impl RecoveryService {
         if record.user != binding.user() {
             return Err(ServiceError::WrongUser.into());
         }
-        let nonce = wire::mfa_nonce(&envelope.envelope_id(), request.ephemeral_key());
+        let nonce = mfa_nonce(&envelope.envelope_id(), request.ephemeral_key());
         let assertion = mfa::verify(
             request.assertion(),
             &*self.issuer_trust()?,

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use super::error::{RateScope, StorageFailure};
 use crate::envelope::{Envelope, EnvelopeId};
-use crate::signing::VerifyingKey;
+use crate::keys::signing::VerifyingKey;
 
 fn poisoned<T>(_: T) -> StorageFailure {
     StorageFailure("lock poisoned")

@@ -137,7 +137,7 @@ macro_rules! ring_api_primitives {
             out
         }
 
-        fn hmac_sha256(&self, key: &[u8], parts: &[&[u8]]) -> $crate::provider::Secret32 {
+        fn hmac_sha256(&self, key: &[u8], parts: &[&[u8]]) -> $crate::crypto::provider::Secret32 {
             let key = $c::hmac::Key::new($c::hmac::HMAC_SHA256, key);
             let mut ctx = $c::hmac::Context::with_key(&key);
             for p in parts {
@@ -156,7 +156,7 @@ macro_rules! ring_api_primitives {
         ) -> Result<(), Failure> {
             let prk = $c::hkdf::Prk::new_less_safe($c::hkdf::HKDF_SHA256, prk);
             let okm = prk
-                .expand(info, $crate::provider::OutLen(out.len()))
+                .expand(info, $crate::crypto::provider::OutLen(out.len()))
                 .map_err(|_| Failure)?;
             okm.fill(out).map_err(|_| Failure)
         }

@@ -10,10 +10,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use spki::{DecodePublicKey, EncodePublicKey};
 use zeroize::Zeroizing;
 
-use crate::encoding;
+use crate::codec::base64url;
 use crate::error::{Error, KeyError};
 use crate::keys::{MAX_KEY_DER_LEN, MAX_KEY_PEM_LEN};
-use crate::provider::{provider, EcdsaP256Signer};
+use crate::crypto::provider::{provider, EcdsaP256Signer};
 
 /// A P-256 signing key. Wiped on drop, not `Clone`, `Debug` shows only the public key.
 pub struct SigningKey {
@@ -165,20 +165,20 @@ impl VerifyingKey {
 
 impl fmt::Debug for VerifyingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "VerifyingKey({})", encoding::b64_encode(&self.0))
+        write!(f, "VerifyingKey({})", base64url::b64_encode(&self.0))
     }
 }
 
 impl Serialize for VerifyingKey {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&encoding::b64_encode(&self.0))
+        s.serialize_str(&base64url::b64_encode(&self.0))
     }
 }
 
 impl<'de> Deserialize<'de> for VerifyingKey {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <String as Deserialize>::deserialize(d)?;
-        let raw = encoding::b64_decode_array::<65>(&s).map_err(serde::de::Error::custom)?;
+        let raw = base64url::b64_decode_array::<65>(&s).map_err(serde::de::Error::custom)?;
         VerifyingKey::from_sec1(&raw).map_err(serde::de::Error::custom)
     }
 }

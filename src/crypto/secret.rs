@@ -7,7 +7,7 @@ use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::Error;
-use crate::provider::provider;
+use crate::crypto::provider::provider;
 
 /// A 256-bit recovery secret.
 ///

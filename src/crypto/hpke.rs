@@ -7,7 +7,7 @@
 
 use zeroize::Zeroizing;
 
-use crate::provider::{CryptoProvider, Failure, P256Agreement, Secret32};
+use crate::crypto::provider::{CryptoProvider, Failure, P256Agreement, Secret32};
 
 /// The length of an encapsulated key (an uncompressed P-256 point), `Nenc`.
 pub(crate) const ENC_LEN: usize = 65;

@@ -9,11 +9,11 @@ use std::collections::HashSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::encoding::{b64_decode, b64_encode};
+use crate::codec::base64url::{b64_decode, b64_encode};
 use crate::error::Error;
 use crate::keys::{KeyId, ServicePublicKey, MAX_KEY_DER_LEN};
-use crate::signing::{SigningKey, VerifyingKey};
-use crate::suite::Suite;
+use crate::keys::signing::{SigningKey, VerifyingKey};
+use crate::crypto::suite::Suite;
 
 /// The JWS `typ` of key documents; refusing others keeps a token signed for another
 /// purpose from passing as a key document.

@@ -25,7 +25,7 @@ macro_rules! hex_id {
 
         impl core::fmt::Display for $name {
             fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                f.write_str(&$crate::encoding::hex(&self.0))
+                f.write_str(&$crate::codec::base64url::hex(&self.0))
             }
         }
 
