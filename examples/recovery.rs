@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use pin_recovery::client::{ClientError, Container, ContainerPolicy, FileStore, Pin, ServiceTrust};
 use pin_recovery::service::{
-    AuditEvent, AuditSink, IssuerTrust, MfaPolicy, RecoveryService, RequestContext, ServiceConfig,
-    ServiceError, SinkError,
+    blocking, AuditEvent, AuditSink, IssuerTrust, KeyEncryptionKey, MfaPolicy, RecoveryService,
+    RequestContext, ServiceConfig, ServiceError, SinkError, SqliteStore,
 };
 use pin_recovery::testkit::TestIdentityProvider;
 use pin_recovery::{Binding, Clock, ServicePrivateKey, SigningKey, SystemClock};
@@ -44,22 +44,19 @@ fn main() -> Result<()> {
 
     step(
         1,
-        "Recovery service: a tenant key, a key-document signing key, an audit log",
+        "Recovery service: its database, a tenant key, a key-document signing key, an audit log",
     );
-    let audit = Arc::new(PrintedAudit);
     let idp = TestIdentityProvider::new("https://login.contoso.example")?;
-    let service = RecoveryService::builder(
-        ServiceConfig {
-            issuer: AUDIENCE.to_owned(),
-            mfa: MfaPolicy::new(AUDIENCE),
-            key_document_lifetime: 7 * 86_400,
-        },
-        pin_recovery::KeyDocumentSigner::new(SigningKey::generate()?),
-        // Trust is per tenant: contoso's identity provider vouches for contoso's users only.
-        IssuerTrust::new().trust("contoso", idp.trusted_issuer()?),
-        audit.clone(),
-    )
-    .build();
+    // What the operator keeps outside the database: the key-encryption key under which
+    // tenant private keys are stored, and the key-document signing key devices pin.
+    let kek = KeyEncryptionKey::generate()?.to_hex();
+    let signer = SigningKey::generate()?.to_pkcs8_der()?;
+    let db = dir.join("service.db");
+    let service = start_service(&db, &kek, &signer, &idp)?;
+    say(format!(
+        "state in {} (SQLite, WAL, synchronous=FULL); tenant keys wrapped under the key-encryption key",
+        db.display()
+    ));
     let tenant_key = ServicePrivateKey::generate_p256()?;
     let key_id = tenant_key.key_id();
     say(format!(
@@ -233,7 +230,24 @@ fn main() -> Result<()> {
         other => return Err(format!("forged registration should fail: {other:?}").into()),
     }
 
-    step(11, "Key rotation: the next sign-in reseals to the new key");
+    step(11, "The service restarts: nothing is forgotten");
+    drop(service);
+    let service = start_service(&db, &kek, &signer, &idp)?;
+    match service.handle_json(&request_json, &ctx()) {
+        Err(ServiceError::AssertionReplayed) => {
+            say("reopened the database: the spent assertion is still spent, the registered envelope still registered")
+        }
+        other => return Err(format!("replay after restart should fail: {other:?}").into()),
+    }
+    let wrong = KeyEncryptionKey::generate()?.to_hex();
+    match start_service(&db, &wrong, &signer, &idp) {
+        Err(e) => say(format!(
+            "started with another key-encryption key: refused ({e})"
+        )),
+        Ok(_) => return Err("a wrong key-encryption key must not start".into()),
+    }
+
+    step(12, "Key rotation: the next sign-in reseals to the new key");
     service.add_current_key("contoso", ServicePrivateKey::generate_p256()?)?;
     let keys = service.key_document("contoso")?;
     let signed = container.sign_in(&Pin::new("730145"), challenge, Some(&keys))?;
@@ -250,7 +264,7 @@ fn main() -> Result<()> {
     container.confirm_registration(resealed.envelope_id())?;
 
     step(
-        12,
+        13,
         "Without recovery (the default policy): the destructive reset",
     );
     let bob = Binding::new("contoso", "bob@contoso.example", "DESKTOP-2Q9M")?;
@@ -281,6 +295,32 @@ fn main() -> Result<()> {
     std::fs::remove_dir_all(&dir)?;
     println!("\ndone. The audit lines are the service's events: identities, ids and decisions, never a secret.");
     Ok(())
+}
+
+/// Starts the service over the database at `db` (creating it on first use).
+fn start_service(
+    db: &std::path::Path,
+    kek: &str,
+    signer: &[u8],
+    idp: &TestIdentityProvider,
+) -> Result<blocking::RecoveryService> {
+    let kek = KeyEncryptionKey::from_text(kek)?;
+    let signer = pin_recovery::KeyDocumentSigner::new(SigningKey::from_pkcs8_der(signer)?);
+    // Trust is per tenant: contoso's identity provider vouches for contoso's users only.
+    let trust = IssuerTrust::new().trust("contoso", idp.trusted_issuer()?);
+    let db = db.to_owned();
+    Ok(blocking::RecoveryService::start(|| async move {
+        let store = Arc::new(SqliteStore::open(&db).await?);
+        let config = ServiceConfig {
+            issuer: AUDIENCE.to_owned(),
+            mfa: MfaPolicy::new(AUDIENCE),
+            key_document_lifetime: 7 * 86_400,
+        };
+        RecoveryService::builder(config, signer, trust, store, kek)
+            .audit_mirror(Arc::new(PrintedAudit))
+            .build()
+            .await
+    })?)
 }
 
 /// Prints each audit event, as JSON, in line with the story.

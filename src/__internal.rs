@@ -3,8 +3,8 @@
 //! Anything here may change in any release.
 
 use crate::crypto::hpke;
-use crate::keys::public::PublicKind;
 use crate::crypto::provider::{provider, RSA_MAX_BYTES};
+use crate::keys::public::PublicKind;
 use crate::{Error, ServicePrivateKey, ServicePublicKey};
 
 /// (private-key operations, AEAD opens) performed by `open` on this thread so far.
@@ -163,7 +163,7 @@ pub mod fuzz {
     #[cfg(feature = "client")]
     use crate::client::__decode_state;
     #[cfg(feature = "service")]
-    use crate::service::{RecoveryService, RequestContext};
+    use crate::service::{blocking::RecoveryService, RequestContext};
     use crate::{
         Binding, Envelope, EnvelopeRegistration, RecoveryRequest, RecoveryResponse,
         ServicePrivateKey, ServicePublicKey, SignedKeyDocument, SigningKey, VerifyingKey,

@@ -15,13 +15,13 @@
 
 // The layers, bottom up: bytes in and values out; the cryptography; keys; the envelope;
 // what crosses between device and service; then the two sides, each behind its feature.
-mod codec;
-mod crypto;
-mod keys;
-mod envelope;
-mod protocol;
 #[cfg(feature = "client")]
 pub mod client;
+mod codec;
+mod crypto;
+mod envelope;
+mod keys;
+mod protocol;
 #[cfg(feature = "service")]
 pub mod service;
 #[cfg(feature = "testkit")]
@@ -36,12 +36,14 @@ pub use crypto::suite::{Suite, UnknownSuiteName};
 pub use envelope::binding::Binding;
 pub use envelope::{Envelope, EnvelopeId, MAGIC, MAX_ENVELOPE_LEN, TEXT_PREFIX, VERSION};
 pub use error::{BindingError, DecodeError, Error, KeyError, Unsupported};
-pub use keys::{KeyId, ServicePrivateKey, ServicePublicKey, SigningKey, VerifyingKey, RSA_KEY_BITS};
+pub use keys::{
+    KeyId, ServicePrivateKey, ServicePublicKey, SigningKey, VerifyingKey, RSA_KEY_BITS,
+};
+pub use protocol::json::{MAX_MESSAGE_LEN, WIRE_VERSION};
 pub use protocol::key_document::{
     KeyDocument, KeyDocumentError, KeyDocumentSigner, PublishedKey, PublishedStatus,
     SignedKeyDocument, KEY_DOCUMENT_TYPE, MAX_KEY_DOCUMENT_LEN,
 };
-pub use protocol::json::{MAX_MESSAGE_LEN, WIRE_VERSION};
 pub use protocol::registration::EnvelopeRegistration;
 pub use protocol::request::{mfa_nonce, RecoveryRequest, MAX_ASSERTION_LEN};
 pub use protocol::response::{RecoveryResponse, SEALED_SECRET_LEN};

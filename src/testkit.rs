@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
-use crate::envelope::binding::Binding;
 use crate::codec::base64url::b64_encode;
-use crate::error::Error;
 use crate::crypto::provider::provider;
-use crate::service::{AssertionAlgorithm, AssertionClaims, Audience, TrustedIssuer, AMR_MFA};
+use crate::envelope::binding::Binding;
+use crate::error::Error;
 use crate::keys::signing::SigningKey;
+use crate::service::{AssertionAlgorithm, AssertionClaims, Audience, TrustedIssuer, AMR_MFA};
 
 /// An identity provider with one ES256 signing key.
 pub struct TestIdentityProvider {

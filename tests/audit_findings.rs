@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use base64::Engine;
@@ -13,14 +13,12 @@ use common::world::{pin, signed_registration, World, AUDIENCE, T0};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use pin_recovery::client::{ClientError, Container, MemoryStore, PendingRecovery};
 use pin_recovery::service::{
-    AssertionAlgorithm, AuditEvent, AuditOutcome, AuditSink, ClaimNames, IssuerTrust,
-    MemoryAuditSink, RateKey, RateLimiter, RatePolicy, RateScope, RecoveryService, ResetNotifier,
-    ServiceError, SinkError, StorageFailure, TrustedIssuer,
+    AssertionAlgorithm, AuditEvent, AuditOutcome, AuditSink, ClaimNames, IssuerTrust, RatePolicy,
+    ResetNotifier, ServiceError, SinkError, TrustedIssuer,
 };
 use pin_recovery::testkit::TestIdentityProvider;
 use pin_recovery::{
-    Binding, Clock, DecodeError, Envelope, KeyDocumentSigner, RecoverySecret, ServicePrivateKey,
-    SigningKey,
+    Binding, Clock, DecodeError, Envelope, RecoverySecret, ServicePrivateKey, SigningKey,
 };
 
 fn b64(bytes: &[u8]) -> String {
@@ -426,10 +424,14 @@ fn finding_3_a_full_old_backup_with_fresh_mfa_can_neither_reregister_nor_recover
         Err(ServiceError::StaleEnvelope)
     );
     assert_eq!(
-        w.snapshot().record,
-        before.record,
+        w.device_record("LAPTOP-1")
+            .unwrap()
+            .envelope
+            .map(|e| e.envelope_id()),
+        Some(current),
         "the registry holds today's envelope"
     );
+    assert_eq!(w.snapshot().service, before.service, "nothing changed");
     assert_eq!(w.releases(), releases, "no secret released to the backup");
 }
 
@@ -492,7 +494,7 @@ fn finding_4_unknown_devices_and_bad_signatures_look_alike() {
         .service
         .handle_json(json.as_bytes(), &World::ctx())
         .unwrap_err();
-    let bad_reason = w.audit.events().last().unwrap().reason;
+    let bad_reason = w.events().last().unwrap().reason.clone();
     // A device nobody registered.
     let ghost = Binding::new("contoso", "alice@contoso.test", "NO-SUCH-DEVICE").unwrap();
     let env = w
@@ -508,12 +510,12 @@ fn finding_4_unknown_devices_and_bad_signatures_look_alike() {
         .service
         .handle(&p.request(&a, &w.device_key).unwrap(), &World::ctx())
         .unwrap_err();
-    let unknown_reason = w.audit.events().last().unwrap().reason;
+    let unknown_reason = w.events().last().unwrap().reason.clone();
     assert_eq!(bad, ServiceError::DeviceNotAuthenticated);
     assert_eq!(unknown, bad, "one answer to the caller");
     assert_eq!(unknown.to_string(), bad.to_string());
     assert_eq!(
-        (bad_reason, unknown_reason),
+        (bad_reason.as_str(), unknown_reason.as_str()),
         ("bad-device-signature", "unknown-device"),
         "the audit keeps the exact reason"
     );
@@ -535,21 +537,6 @@ fn finding_4_unknown_devices_and_bad_signatures_look_alike() {
 // ---------------------------------------------------------------------------------------
 // 5. No release without a recorded audit event.
 
-/// An audit sink that fails while `failing` is set, recording into `inner` otherwise.
-struct Flaky {
-    inner: MemoryAuditSink,
-    failing: AtomicBool,
-}
-
-impl AuditSink for Flaky {
-    fn record(&self, event: &AuditEvent) -> Result<(), SinkError> {
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(SinkError::new("disk full"));
-        }
-        self.inner.record(event)
-    }
-}
-
 struct FailingNotifier(AtomicUsize);
 
 impl ResetNotifier for FailingNotifier {
@@ -559,155 +546,102 @@ impl ResetNotifier for FailingNotifier {
     }
 }
 
-/// A world whose tenant key is also handed to a second service over the world's own
-/// stores (registry, replay cache, clock), with its own audit sink, notifier and rate
-/// limiter: two replicas of one service.
-fn replica(
-    audit: Arc<dyn AuditSink>,
-    notifier: Option<Arc<dyn ResetNotifier>>,
-    rate: Option<Arc<dyn RateLimiter>>,
-) -> (World, RecoveryService) {
-    let key = ServicePrivateKey::generate_p256().unwrap();
-    let pem = key.to_pkcs8_pem().unwrap();
-    let w = World::with_tenant_key(key);
-    let mut b = RecoveryService::builder(
-        common::world::service_config(),
-        KeyDocumentSigner::new(SigningKey::generate().unwrap()),
-        IssuerTrust::new().trust("contoso", w.idp.trusted_issuer().unwrap()),
-        audit,
-    )
-    .replay_cache(w.replay.clone())
-    .registry(w.registry.clone())
-    .rate_limiter(rate.unwrap_or_else(|| w.rate.clone()))
-    .clock(w.clock.clone());
-    if let Some(n) = notifier {
-        b = b.notifier(n);
-    }
-    let s = b.build();
-    s.add_current_key("contoso", ServicePrivateKey::from_pkcs8_pem(&pem).unwrap())
-        .unwrap();
-    (w, s)
-}
-
 #[test]
-fn finding_5_no_release_and_no_registration_without_a_recorded_audit_event() {
-    let sink = Arc::new(Flaky {
-        inner: MemoryAuditSink::new(),
-        failing: AtomicBool::new(true),
-    });
-    let (w, s) = replica(sink.clone(), None, None);
+fn finding_5_no_release_and_no_registration_unless_the_store_records_it_with_its_event() {
+    let w = World::new();
     let (req, pending) = w.request();
+    // The store's commit (token, rate slots and audit event in one step) fails.
+    w.db.fail_write(Some("commit the release"));
     let before = w.snapshot();
-    assert_eq!(
-        s.handle(&req, &World::ctx()),
-        Err(ServiceError::AuditUnavailable)
-    );
-    assert_eq!(
-        w.snapshot(),
-        before,
-        "the assertion unspent, no rate slot taken"
-    );
-    assert_eq!(
-        s.audit_failures(),
-        2,
-        "the release's event and the refusal's"
-    );
-    // Once the audit log works again, the very same request is answered.
-    sink.failing.store(false, Ordering::SeqCst);
-    let resp = s.handle(&req, &World::ctx()).unwrap();
-    assert_eq!(
-        sink.inner.events().last().unwrap().outcome,
-        AuditOutcome::Released
-    );
+    let events = w.events().len();
+    assert!(matches!(
+        w.service.handle(&req, &World::ctx()),
+        Err(ServiceError::Unavailable(f)) if f.operation() == "commit the release"
+    ));
+    assert_eq!(w.snapshot(), before, "nothing spent, no rate slot taken");
+    assert_eq!(w.events().len(), events + 1, "only the refusal is recorded");
+    assert_eq!(w.releases(), 0);
+    // Once the store works again, the very same request is answered.
+    w.db.fail_write(None);
+    let resp = w.service.handle(&req, &World::ctx()).unwrap();
+    assert_eq!(w.releases(), 1);
     let reset = w
         .container
         .complete_recovery(pending, &resp, &pin("730145"), &w.keys)
         .unwrap();
-    // A registration whose event cannot be recorded is undone.
-    sink.failing.store(true, Ordering::SeqCst);
+    // A registration whose swap and event cannot be recorded changes nothing.
+    w.db.fail_write(Some("swap the registered envelope"));
     let reg = w
         .container
         .pending_registration(&w.device_key)
         .unwrap()
         .unwrap();
     let before = w.snapshot();
-    assert_eq!(
-        s.register_envelope(&reg, &World::ctx()),
-        Err(ServiceError::AuditUnavailable)
-    );
+    assert!(matches!(
+        w.service.register_envelope(&reg, &World::ctx()),
+        Err(ServiceError::Unavailable(_))
+    ));
     assert_eq!(w.snapshot(), before, "the registry is as it was");
-    sink.failing.store(false, Ordering::SeqCst);
-    s.register_envelope(&reg, &World::ctx()).unwrap();
+    w.db.fail_write(None);
+    w.service.register_envelope(&reg, &World::ctx()).unwrap();
     w.container
         .confirm_registration(reset.envelope.envelope_id())
         .unwrap();
+    // A refusal whose event cannot be recorded stands, and is counted.
+    w.db.fail_writes(true);
+    let (req, _) = w.request();
+    let bad = pin_recovery::RecoveryRequest::from_json(
+        &String::from_utf8(req.to_json())
+            .unwrap()
+            .replace(&b64(req.device_signature()), &b64(&[1; 64]))
+            .into_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        w.service.handle(&bad, &World::ctx()),
+        Err(ServiceError::DeviceNotAuthenticated)
+    );
+    assert_eq!(w.service.audit_failures(), 1);
+    w.db.fail_writes(false);
 }
 
 #[test]
-fn finding_5_a_failing_notifier_does_not_block_a_release_but_is_counted_and_audited() {
-    let sink = Arc::new(MemoryAuditSink::new());
+fn finding_5_a_failing_notifier_or_mirror_does_not_block_a_release_but_is_counted_and_audited() {
+    struct BrokenMirror;
+    impl AuditSink for BrokenMirror {
+        fn record(&self, _: &AuditEvent) -> Result<(), SinkError> {
+            Err(SinkError::new("log collector down"))
+        }
+    }
+    let w = World::new();
     let notifier = Arc::new(FailingNotifier(AtomicUsize::new(0)));
-    let (w, s) = replica(sink.clone(), Some(notifier.clone()), None);
+    let n = notifier.clone();
+    let s = w.replica(|b| b.notifier(n).audit_mirror(Arc::new(BrokenMirror)));
     let (req, _) = w.request();
     assert!(s.handle(&req, &World::ctx()).is_ok(), "the release stands");
     assert_eq!(notifier.0.load(Ordering::SeqCst), 1);
     assert_eq!(s.notifier_failures(), 1);
-    let outcomes: Vec<_> = sink
+    assert_eq!(
+        s.mirror_failures(),
+        2,
+        "the release and the failed notification, not copied"
+    );
+    let outcomes: Vec<_> = w
         .events()
         .iter()
-        .map(|e| (e.outcome, e.reason))
+        .skip(1) // the world's own registration
+        .map(|e| (e.outcome, e.reason.clone()))
         .collect();
     assert_eq!(
         outcomes,
         vec![
-            (AuditOutcome::Released, "ok"),
-            (AuditOutcome::NotificationFailed, "notifier-failed")
+            (AuditOutcome::Released, "ok".to_owned()),
+            (
+                AuditOutcome::NotificationFailed,
+                "notifier-failed".to_owned()
+            )
         ]
     );
-}
-
-/// A rate limiter whose `acquire` fails: the assertion spent before it must be unspent.
-struct BrokenAcquire(pin_recovery::service::MemoryRateLimiter);
-
-impl RateLimiter for BrokenAcquire {
-    fn check(
-        &self,
-        keys: &[RateKey],
-        now: u64,
-    ) -> Result<Option<(RateScope, u64)>, StorageFailure> {
-        self.0.check(keys, now)
-    }
-    fn acquire(&self, _: &[RateKey], _: u64) -> Result<Option<(RateScope, u64)>, StorageFailure> {
-        Err(StorageFailure("rate store down"))
-    }
-    fn release(&self, keys: &[RateKey], now: u64) -> Result<(), StorageFailure> {
-        self.0.release(keys, now)
-    }
-}
-
-#[test]
-fn finding_11_the_compensating_unspend_runs_when_the_rate_store_fails() {
-    let broken = BrokenAcquire(pin_recovery::service::MemoryRateLimiter::new(
-        RatePolicy::default(),
-    ));
-    let (w, s) = replica(
-        Arc::new(MemoryAuditSink::new()),
-        None,
-        Some(Arc::new(broken)),
-    );
-    let (req, _) = w.request();
-    let before = w.snapshot();
-    assert_eq!(
-        s.handle(&req, &World::ctx()),
-        Err(ServiceError::Unavailable(StorageFailure("rate store down")))
-    );
-    assert_eq!(
-        w.snapshot(),
-        before,
-        "the assertion was spent, then unspent"
-    );
-    // The other replica (a working rate store) answers the same request: not spent.
-    assert!(w.service.handle(&req, &World::ctx()).is_ok());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -731,7 +665,11 @@ fn finding_6_a_clock_stepping_back_after_a_purge_does_not_revive_a_spent_asserti
     w.clock.advance(100_000);
     let (second, _) = w.request();
     w.service.handle(&second, &World::ctx()).unwrap();
-    assert_eq!(w.replay.len(), 1, "the first assertion's id was forgotten");
+    assert_eq!(
+        w.db.spent_len(),
+        1,
+        "the first assertion's id was forgotten"
+    );
     // The clock steps back to when the first assertion was valid: still refused.
     w.clock.set(T0 + 10);
     refused(&w, &first, ServiceError::AssertionReplayed);
@@ -762,10 +700,8 @@ fn finding_7_registration_refuses_an_envelope_whose_suite_does_not_match_its_key
         w.service.register_envelope(&reg, &World::ctx()),
         Err(ServiceError::SuiteMismatch)
     );
-    assert_eq!(w.audit.events().last().unwrap().reason, "suite-mismatch");
-    use pin_recovery::service::DeviceRegistry;
-    let record = w.registry.get("contoso", "LAPTOP-2").unwrap().unwrap();
-    assert_eq!(record.envelope, None);
+    assert_eq!(w.events().last().unwrap().reason, "suite-mismatch");
+    assert_eq!(w.device_record("LAPTOP-2").unwrap().envelope, None);
 }
 
 #[test]

@@ -319,21 +319,23 @@ fn key_documents_unsigned_expired_wrong_tenant_and_rolled_back_are_refused() {
     );
 
     // Signed by another key.
-    let rogue = pin_recovery::service::RecoveryService::builder(
-        pin_recovery::service::ServiceConfig {
+    let rogue = KeyDocumentSigner::new(SigningKey::generate().unwrap());
+    let forged = rogue
+        .sign(&pin_recovery::KeyDocument {
             issuer: "x".into(),
-            mfa: pin_recovery::service::MfaPolicy::new("x"),
-            key_document_lifetime: 100,
-        },
-        KeyDocumentSigner::new(SigningKey::generate().unwrap()),
-        pin_recovery::service::IssuerTrust::new(),
-        Arc::new(pin_recovery::service::MemoryAuditSink::new()),
-    )
-    .build();
-    rogue
-        .add_current_key("contoso", ServicePrivateKey::generate_p256().unwrap())
+            tenant: "contoso".into(),
+            serial: 9,
+            issued_at: T0,
+            expires_at: T0 + 100,
+            keys: vec![pin_recovery::PublishedKey {
+                key: ServicePrivateKey::generate_p256()
+                    .unwrap()
+                    .public_key()
+                    .clone(),
+                status: pin_recovery::PublishedStatus::Current,
+            }],
+        })
         .unwrap();
-    let forged = rogue.key_document("contoso").unwrap();
     assert_eq!(
         c.enrol(&b, &pin(PIN), Some(&forged)).unwrap_err(),
         ClientError::KeyDocument(KeyDocumentError::BadSignature)

@@ -15,56 +15,23 @@ use pin_recovery::client::{
     ClientError, Container, ContainerPolicy, FileStore, Pin, ServiceTrust, StoreStep,
 };
 use pin_recovery::service::{
-    DeviceRecord, DeviceRegistry, IssuerTrust, MemoryAuditSink, MemoryDeviceRegistry,
-    MemoryRateLimiter, RateLimit, RatePolicy, RecoveryService, RequestContext, ServiceError,
-    StorageFailure,
+    blocking, IssuerTrust, KeyEncryptionKey, MemoryStore, RateLimit, RatePolicy, RequestContext,
+    ServiceError,
 };
 use pin_recovery::testkit::TestIdentityProvider;
 use pin_recovery::{
-    Binding, Clock, Envelope, EnvelopeId, KeyDocumentSigner, ManualClock, ServicePrivateKey,
-    SignedKeyDocument, SigningKey, VerifyingKey,
+    Binding, Clock, KeyDocumentSigner, ManualClock, ServicePrivateKey, SignedKeyDocument,
+    SigningKey,
 };
 
-/// A registry whose envelope swaps can be made to fail (the database refusing writes).
-#[derive(Default)]
-struct FlakyRegistry {
-    inner: MemoryDeviceRegistry,
-    refuse_swaps: AtomicBool,
-}
-
-impl DeviceRegistry for FlakyRegistry {
-    fn get(&self, tenant: &str, device: &str) -> Result<Option<DeviceRecord>, StorageFailure> {
-        self.inner.get(tenant, device)
-    }
-    fn put_device(
-        &self,
-        tenant: &str,
-        device: &str,
-        user: &str,
-        key: VerifyingKey,
-    ) -> Result<(), StorageFailure> {
-        self.inner.put_device(tenant, device, user, key)
-    }
-    fn swap_envelope(
-        &self,
-        tenant: &str,
-        device: &str,
-        expected: Option<EnvelopeId>,
-        new: Option<&Envelope>,
-    ) -> Result<bool, StorageFailure> {
-        if self.refuse_swaps.load(Ordering::SeqCst) {
-            return Err(StorageFailure("registry refuses writes"));
-        }
-        self.inner.swap_envelope(tenant, device, expected, new)
-    }
-}
+/// The operation a failing swap names.
+const SWAP: &str = "swap the registered envelope";
 
 struct Rig {
     dir: tempfile::TempDir,
     clock: Arc<ManualClock>,
-    service: RecoveryService,
-    registry: Arc<FlakyRegistry>,
-    audit: Arc<MemoryAuditSink>,
+    service: blocking::RecoveryService,
+    db: Arc<MemoryStore>,
     idp: TestIdentityProvider,
     trust: ServiceTrust,
     keys: SignedKeyDocument,
@@ -89,26 +56,23 @@ fn ctx() -> RequestContext {
 impl Rig {
     fn new() -> Self {
         let clock = Arc::new(ManualClock::new(T0));
-        let audit = Arc::new(MemoryAuditSink::new());
-        let registry = Arc::new(FlakyRegistry::default());
+        let db = Arc::new(MemoryStore::new());
         let idp = TestIdentityProvider::new("https://idp.test").unwrap();
         let generous = RateLimit {
             max: 10_000,
             window: 60,
         };
-        let service = RecoveryService::builder(
-            common::world::service_config(),
-            KeyDocumentSigner::new(SigningKey::generate().unwrap()),
+        let service = common::world::start_service(
+            db.clone(),
+            KeyEncryptionKey::generate().unwrap(),
+            RatePolicy {
+                per_user: generous,
+                per_device: generous,
+            },
             IssuerTrust::new().trust("t", idp.trusted_issuer().unwrap()),
-            audit.clone(),
-        )
-        .registry(registry.clone())
-        .rate_limiter(Arc::new(MemoryRateLimiter::new(RatePolicy {
-            per_user: generous,
-            per_device: generous,
-        })))
-        .clock(clock.clone())
-        .build();
+            KeyDocumentSigner::new(SigningKey::generate().unwrap()),
+            clock.clone(),
+        );
         service
             .add_current_key("t", ServicePrivateKey::generate_p256().unwrap())
             .unwrap();
@@ -125,8 +89,7 @@ impl Rig {
                 signing_key: *service.signing_key(),
             },
             service,
-            registry,
-            audit,
+            db,
             idp,
             binding,
             device_key,
@@ -164,7 +127,7 @@ impl Rig {
     }
 
     fn releases(&self) -> usize {
-        self.audit
+        self.db
             .events()
             .iter()
             .filter(|e| e.outcome == pin_recovery::service::AuditOutcome::Released)
@@ -266,12 +229,12 @@ fn cycle(rig: &Rig, c: &Container<FileStore>, mode: Registration) {
                 .unwrap();
         }
         Registration::Refused => {
-            rig.registry.refuse_swaps.store(true, Ordering::SeqCst);
+            rig.db.fail_write(Some(SWAP));
             assert!(matches!(
                 rig.service.register_envelope(&reg, &ctx()),
                 Err(ServiceError::Unavailable(_))
             ));
-            rig.registry.refuse_swaps.store(false, Ordering::SeqCst);
+            rig.db.fail_write(None);
         }
         Registration::AnswerLost => {
             rig.service.register_envelope(&reg, &ctx()).unwrap();
@@ -343,7 +306,7 @@ fn finding_9_the_old_envelope_keeps_working_until_the_new_one_is_confirmed() {
     c.complete_recovery(p, &resp, &rig.next_pin(), &rig.keys)
         .unwrap();
     // The registration is refused: the device still recovers with the old envelope.
-    rig.registry.refuse_swaps.store(true, Ordering::SeqCst);
+    rig.db.fail_write(Some(SWAP));
     let reg = c.pending_registration(&rig.device_key).unwrap().unwrap();
     assert!(rig.service.register_envelope(&reg, &ctx()).is_err());
     let (p, resp) = rig.release(&c).unwrap();
@@ -354,7 +317,7 @@ fn finding_9_the_old_envelope_keeps_working_until_the_new_one_is_confirmed() {
     );
     c.complete_recovery(p, &resp, &rig.next_pin(), &rig.keys)
         .unwrap();
-    rig.registry.refuse_swaps.store(false, Ordering::SeqCst);
+    rig.db.fail_write(None);
     // The registration goes through now; the answer is lost. Recovering without sending
     // the pending registration first costs an MFA but nothing else (no release, nothing
     // spent); sending it, as the docs say, recovers.

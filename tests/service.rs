@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use common::world::{pin, World, AUDIENCE, PIN};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use pin_recovery::service::ReplayCache;
+use pin_recovery::service::ServiceStore;
 use pin_recovery::service::{
     AuditEvent, AuditOutcome, IssuerTrust, RateLimit, RatePolicy, RateScope, ResetNotifier,
     ServiceError, SinkError,
@@ -34,7 +34,7 @@ fn assert_refused_as(
     audit_reason: &str,
 ) {
     let before = w.snapshot();
-    let events = w.audit.events().len();
+    let events = w.events().len();
     assert_eq!(
         w.service.handle(request, &World::ctx()),
         Err(expected.clone())
@@ -44,11 +44,11 @@ fn assert_refused_as(
         before,
         "a refusal ({expected:?}) changed state"
     );
-    let log = w.audit.events();
+    let log = w.events();
     assert_eq!(log.len(), events + 1, "one audit event per request");
     let last = log.last().unwrap();
     assert_eq!(
-        (last.outcome, last.reason),
+        (last.outcome, last.reason.as_str()),
         (AuditOutcome::Refused, audit_reason)
     );
 }
@@ -72,9 +72,9 @@ fn property_2_and_3_release_only_sealed_to_the_ephemeral_key() {
     let w = World::new();
     let (req, pending) = w.request();
     let resp = w.service.handle(&req, &World::ctx()).unwrap();
-    let event = w.audit.events().pop().unwrap();
+    let event = w.events().pop().unwrap();
     assert_eq!(
-        (event.outcome, event.reason),
+        (event.outcome, event.reason.as_str()),
         (AuditOutcome::Released, "ok")
     );
     assert_eq!(event.envelope_id, Some(req.envelope().envelope_id()));
@@ -336,7 +336,7 @@ fn tampered_requests_and_bad_device_signatures() {
         Err(ServiceError::MalformedRequest(_))
     ));
     assert_eq!(w.snapshot(), before);
-    assert_eq!(w.audit.events().last().unwrap().reason, "malformed-request");
+    assert_eq!(w.events().last().unwrap().reason, "malformed-request");
 }
 
 #[test]
@@ -465,7 +465,7 @@ fn an_envelope_that_does_not_open_is_never_registered() {
         w.service.register_envelope(&reg, &World::ctx()),
         Err(ServiceError::OpenFailed)
     );
-    assert_eq!(w.audit.events().last().unwrap().reason, "open-failed");
+    assert_eq!(w.events().last().unwrap().reason, "open-failed");
     let reg = common::world::signed_registration(&env, None, None, &dev);
     assert_eq!(w.service.register_envelope(&reg, &World::ctx()), Ok(()));
 }
@@ -495,8 +495,8 @@ fn rate_limits_per_user_and_device_with_retry_after() {
     );
     // The refused assertion was not spent.
     assert!(!w
-        .replay
-        .is_spent("https://idp.test", &jti_of(&second), u64::MAX)
+        .service
+        .block_on(w.db.token_spent("https://idp.test", &jti_of(&second), u64::MAX))
         .unwrap());
     w.clock.advance(1800);
     let (later, _) = w.request();
@@ -540,7 +540,7 @@ fn property_2_concurrent_double_spend_succeeds_exactly_once() {
         .filter(|r| r.is_err())
         .all(|r| r == &Err(ServiceError::AssertionReplayed)));
     assert_eq!(
-        w.audit.events().len(),
+        w.events().len(),
         1 + 16,
         "registration plus one event per request"
     );
@@ -616,19 +616,23 @@ fn notifier_fires_on_each_release_and_audit_holds_no_secret() {
         Vec::<u8>::new(),
     ));
     let idp = TestIdentityProvider::new("https://idp.test").unwrap();
-    let service = pin_recovery::service::RecoveryService::builder(
-        pin_recovery::service::ServiceConfig {
-            issuer: AUDIENCE.into(),
-            mfa: pin_recovery::service::MfaPolicy::new(AUDIENCE),
-            key_document_lifetime: 3600,
-        },
-        pin_recovery::KeyDocumentSigner::new(SigningKey::generate().unwrap()),
-        IssuerTrust::new().trust("contoso", idp.trusted_issuer().unwrap()),
-        sink.clone(),
-    )
-    .notifier(notes.clone())
-    .clock(clock.clone())
-    .build();
+    let (mirror, notifier, c2) = (sink.clone(), notes.clone(), clock.clone());
+    let trust_idp = idp.trusted_issuer().unwrap();
+    let service = pin_recovery::service::blocking::RecoveryService::start(|| async move {
+        pin_recovery::service::RecoveryService::builder(
+            common::world::service_config(),
+            pin_recovery::KeyDocumentSigner::new(SigningKey::generate().unwrap()),
+            IssuerTrust::new().trust("contoso", trust_idp),
+            Arc::new(pin_recovery::service::MemoryStore::new()),
+            pin_recovery::service::KeyEncryptionKey::generate().unwrap(),
+        )
+        .audit_mirror(mirror)
+        .notifier(notifier)
+        .clock(c2)
+        .build()
+        .await
+    })
+    .unwrap();
     let key = ServicePrivateKey::generate_p256().unwrap();
     service.add_current_key("contoso", key).unwrap();
     let binding = pin_recovery::Binding::new("contoso", "alice", "dev").unwrap();

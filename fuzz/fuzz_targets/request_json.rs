@@ -1,38 +1,35 @@
 #![no_main]
 //! Any input as a recovery request and as an envelope registration, through the decoders
 //! and the whole service handler (a fixed tenant key, registered device and trusted test
-//! issuer). The audit sink counts events and keeps none, so that nothing the target holds
-//! grows with the number of inputs: a campaign can run for hours.
+//! issuer, over an in-memory store). The store keeps only the last few audit events, so
+//! that nothing the target holds grows with the number of inputs: a campaign can run for
+//! hours.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use pin_recovery::service::{
-    AuditEvent, AuditSink, IssuerTrust, MfaPolicy, RecoveryService, ServiceConfig, SinkError,
+    blocking, IssuerTrust, KeyEncryptionKey, MemoryStore, MfaPolicy, RecoveryService,
+    ServiceConfig,
 };
 use pin_recovery::{KeyDocumentSigner, ServicePrivateKey, SigningKey};
 
-/// Counts events; stores nothing.
-struct CountingSink(AtomicU64);
-
-impl AuditSink for CountingSink {
-    fn record(&self, _: &AuditEvent) -> Result<(), SinkError> {
-        self.0.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-}
-
-fn service() -> &'static RecoveryService {
-    static SERVICE: OnceLock<RecoveryService> = OnceLock::new();
+fn service() -> &'static blocking::RecoveryService {
+    static SERVICE: OnceLock<blocking::RecoveryService> = OnceLock::new();
     SERVICE.get_or_init(|| {
         let idp = pin_recovery::testkit::TestIdentityProvider::new("https://idp.test").expect("idp");
-        let service = RecoveryService::builder(
-            ServiceConfig { issuer: "svc".into(), mfa: MfaPolicy::new("svc"), key_document_lifetime: 3600 },
-            KeyDocumentSigner::new(SigningKey::generate().expect("key")),
-            IssuerTrust::new().trust("contoso.example", idp.trusted_issuer().expect("issuer")),
-            Arc::new(CountingSink(AtomicU64::new(0))),
-        )
-        .build();
+        let trust = IssuerTrust::new().trust("contoso.example", idp.trusted_issuer().expect("issuer"));
+        let service = blocking::RecoveryService::start(|| async {
+            RecoveryService::builder(
+                ServiceConfig { issuer: "svc".into(), mfa: MfaPolicy::new("svc"), key_document_lifetime: 3600 },
+                KeyDocumentSigner::new(SigningKey::generate().expect("key")),
+                trust,
+                Arc::new(MemoryStore::with_audit_limit(16)),
+                KeyEncryptionKey::generate().expect("kek"),
+            )
+            .build()
+            .await
+        })
+        .expect("service");
         let key = ServicePrivateKey::from_pkcs8_pem(include_str!("../../test-vectors/keys/p256-service.pem"));
         service.add_current_key("contoso.example", key.expect("test key")).expect("keyring");
         let device = SigningKey::from_pkcs8_pem(include_str!("../../test-vectors/keys/p256-other.pem")).expect("key");

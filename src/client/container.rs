@@ -13,12 +13,12 @@ use super::protector::{ContainerKey, PinProtector, RecoveryProtector};
 use super::recovery::PendingRecovery;
 use super::state::{NextEnvelope, Payload, State};
 use super::store::ContainerStore;
-use crate::envelope::binding::Binding;
 use crate::clock::{Clock, SystemClock};
-use crate::envelope::{Envelope, EnvelopeId};
-use crate::protocol::key_document::{KeyDocument, SignedKeyDocument};
 use crate::crypto::secret::RecoverySecret;
+use crate::envelope::binding::Binding;
+use crate::envelope::{Envelope, EnvelopeId};
 use crate::keys::signing::{SigningKey, VerifyingKey};
+use crate::protocol::key_document::{KeyDocument, SignedKeyDocument};
 use crate::protocol::registration::{self, EnvelopeRegistration};
 use crate::protocol::response::RecoveryResponse;
 

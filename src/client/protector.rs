@@ -7,10 +7,10 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::policy::{Argon2Profile, Pin};
-use crate::envelope::binding::Binding;
-use crate::envelope::Envelope;
 use crate::crypto::provider::{provider, Failure, Secret32};
 use crate::crypto::secret::RecoverySecret;
+use crate::envelope::binding::Binding;
+use crate::envelope::Envelope;
 
 const PIN_LABEL: &[u8] = b"pin-recovery v1 pin protector";
 const RECOVERY_LABEL: &[u8] = b"pin-recovery v2 recovery protector";

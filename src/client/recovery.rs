@@ -7,10 +7,10 @@ use core::fmt;
 use zeroize::Zeroizing;
 
 use super::error::ClientError;
-use crate::envelope::Envelope;
 use crate::crypto::hpke::{self, ENC_LEN};
 use crate::crypto::provider::{provider, P256Agreement};
 use crate::crypto::secret::RecoverySecret;
+use crate::envelope::Envelope;
 use crate::keys::signing::SigningKey;
 use crate::protocol::request::{self, RecoveryRequest};
 use crate::protocol::response::{RecoveryResponse, RESPONSE_LABEL};

@@ -8,8 +8,8 @@ use zeroize::Zeroizing;
 
 use super::policy::Argon2Profile;
 use super::protector::{PinProtector, RecoveryProtector, WRAPPED_LEN};
-use crate::envelope::binding::Binding;
 use crate::codec::{self, Reader};
+use crate::envelope::binding::Binding;
 use crate::envelope::{Envelope, EnvelopeId, MAX_ENVELOPE_LEN};
 use crate::error::DecodeError;
 

@@ -6,8 +6,8 @@ use rand_core::{CryptoRng, RngCore};
 use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::error::Error;
 use crate::crypto::provider::provider;
+use crate::error::Error;
 
 /// A 256-bit recovery secret.
 ///

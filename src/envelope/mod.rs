@@ -11,13 +11,13 @@ use core::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::envelope::binding::Binding;
-use crate::codec::{self, Reader};
 use crate::codec::base64url;
-use crate::error::DecodeError;
 use crate::codec::hex_id::hex_id;
-use crate::keys::KeyId;
+use crate::codec::{self, Reader};
 use crate::crypto::suite::Suite;
+use crate::envelope::binding::Binding;
+use crate::error::DecodeError;
+use crate::keys::KeyId;
 
 hex_id!(
     /// A random id that names one envelope. The service registers, per device, the id
@@ -201,7 +201,9 @@ impl Envelope {
 /// The encapsulated-key lengths each suite allows.
 fn encapsulated_len_range(suite: Suite) -> (usize, usize) {
     match suite {
-        Suite::HpkeP256Sha256Aes256Gcm => (crate::crypto::hpke::ENC_LEN, crate::crypto::hpke::ENC_LEN),
+        Suite::HpkeP256Sha256Aes256Gcm => {
+            (crate::crypto::hpke::ENC_LEN, crate::crypto::hpke::ENC_LEN)
+        }
         Suite::RsaOaepSha256Aes256Gcm => (256, crate::crypto::provider::RSA_MAX_BYTES),
     }
 }

@@ -10,13 +10,13 @@ use zeroize::Zeroizing;
 
 use super::seal::{RSA_AEAD_NONCE, RSA_OAEP_LABEL};
 use super::{Envelope, CIPHERTEXT_LEN, ENVELOPE_LABEL};
-use crate::envelope::binding::Binding;
-use crate::error::Error;
 use crate::crypto::hpke;
-use crate::keys::ServicePrivateKey;
 use crate::crypto::provider::{provider, RSA_MAX_BYTES};
 use crate::crypto::secret::RecoverySecret;
 use crate::crypto::suite::Suite;
+use crate::envelope::binding::Binding;
+use crate::error::Error;
+use crate::keys::ServicePrivateKey;
 
 /// The most header bytes an envelope can carry, plus the label.
 const MAX_INFO_LEN: usize = ENVELOPE_LABEL.len() + 64 + 3 * (1 + Binding::MAX_ID_LEN);

@@ -7,13 +7,13 @@ use rand_core::{CryptoRng, OsRng, RngCore};
 use zeroize::Zeroizing;
 
 use super::{encode_header, Envelope, EnvelopeId, ENVELOPE_LABEL};
-use crate::envelope::binding::Binding;
-use crate::error::Error;
 use crate::crypto::hpke::{self, Ephemeral};
-use crate::keys::public::PublicKind;
-use crate::keys::ServicePublicKey;
 use crate::crypto::provider::provider;
 use crate::crypto::secret::RecoverySecret;
+use crate::envelope::binding::Binding;
+use crate::error::Error;
+use crate::keys::public::PublicKind;
+use crate::keys::ServicePublicKey;
 
 /// The RSA-OAEP label: separates our content-key wraps from any other use of the key.
 pub(crate) const RSA_OAEP_LABEL: &str = "pin-recovery v1 rsa-oaep content key";

@@ -8,9 +8,9 @@ use zeroize::Zeroizing;
 
 use super::public::{check_rsa_bits, PublicKind, OID_EC_PUBLIC_KEY, OID_P256, OID_RSA_ENCRYPTION};
 use super::{KeyId, ServicePublicKey, MAX_KEY_DER_LEN, MAX_KEY_PEM_LEN};
-use crate::error::{Error, KeyError, Unsupported};
 use crate::crypto::provider::{provider, P256Agreement, RsaOaepDecryptor};
 use crate::crypto::suite::Suite;
+use crate::error::{Error, KeyError, Unsupported};
 
 /// A recovery service's private key: what opens envelopes. Service-side only.
 ///

@@ -6,8 +6,8 @@ use rsa::traits::PublicKeyParts;
 use spki::{DecodePublicKey, EncodePublicKey};
 
 use super::{KeyId, MAX_KEY_DER_LEN, MAX_KEY_PEM_LEN, RSA_KEY_BITS};
-use crate::error::KeyError;
 use crate::crypto::suite::Suite;
+use crate::error::KeyError;
 
 pub(crate) const OID_EC_PUBLIC_KEY: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");

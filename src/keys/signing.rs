@@ -11,9 +11,9 @@ use spki::{DecodePublicKey, EncodePublicKey};
 use zeroize::Zeroizing;
 
 use crate::codec::base64url;
+use crate::crypto::provider::{provider, EcdsaP256Signer};
 use crate::error::{Error, KeyError};
 use crate::keys::{MAX_KEY_DER_LEN, MAX_KEY_PEM_LEN};
-use crate::crypto::provider::{provider, EcdsaP256Signer};
 
 /// A P-256 signing key. Wiped on drop, not `Clone`, `Debug` shows only the public key.
 pub struct SigningKey {

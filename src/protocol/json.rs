@@ -44,4 +44,3 @@ pub(crate) fn check_version(v: u8) -> Result<(), DecodeError> {
         Err(DecodeError::UnsupportedVersion(v))
     }
 }
-

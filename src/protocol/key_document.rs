@@ -10,10 +10,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::base64url::{b64_decode, b64_encode};
-use crate::error::Error;
-use crate::keys::{KeyId, ServicePublicKey, MAX_KEY_DER_LEN};
-use crate::keys::signing::{SigningKey, VerifyingKey};
 use crate::crypto::suite::Suite;
+use crate::error::Error;
+use crate::keys::signing::{SigningKey, VerifyingKey};
+use crate::keys::{KeyId, ServicePublicKey, MAX_KEY_DER_LEN};
 
 /// The JWS `typ` of key documents; refusing others keeps a token signed for another
 /// purpose from passing as a key document.

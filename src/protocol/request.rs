@@ -171,4 +171,3 @@ pub(crate) fn request_signed_bytes(
 pub fn mfa_nonce(envelope_id: &EnvelopeId, ephemeral_key: &[u8; ENC_LEN]) -> String {
     b64_encode(&provider().sha256(&[NONCE_LABEL, envelope_id.as_bytes(), ephemeral_key]))
 }
-

@@ -80,4 +80,3 @@ impl RecoveryResponse {
         &self.sealed_secret
     }
 }
-

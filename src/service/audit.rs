@@ -1,18 +1,19 @@
-//! Audit: one event per request, through a sink; JSON lines by default. Events carry
-//! identities, addresses, key and envelope ids, the outcome and a reason class: never a
-//! secret, an assertion or an envelope body.
+//! Audit: one event per request, recorded by the store (with the release or registration
+//! it records, in one transaction) and copied to an optional mirror, such as JSON lines.
+//! Events carry identities, addresses, key and envelope ids, the outcome and a reason
+//! class: never a secret, an assertion or an envelope body.
 
 use core::fmt;
 use std::io::Write;
 use std::sync::Mutex;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::envelope::EnvelopeId;
 use crate::keys::KeyId;
 
 /// What a request was.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuditAction {
     /// A recovery request (secret release).
@@ -22,7 +23,7 @@ pub enum AuditAction {
 }
 
 /// How it ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuditOutcome {
     /// The secret was released, sealed to the device's one-time key.
@@ -37,7 +38,7 @@ pub enum AuditOutcome {
 }
 
 /// Who made a request and how, as the caller's transport saw it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestContext {
     /// The client's IP address.
     pub client_ip: String,
@@ -46,7 +47,7 @@ pub struct RequestContext {
 }
 
 /// One audit record.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
     /// Seconds since the Unix epoch.
     pub time: u64,
@@ -72,7 +73,49 @@ pub struct AuditEvent {
     /// refusal's exact class (as [`crate::service::ServiceError::reason`], except that
     /// an unauthenticated device is recorded as `unknown-device` or
     /// `bad-device-signature`).
-    pub reason: &'static str,
+    pub reason: String,
+}
+
+impl AuditAction {
+    /// The name events carry (`recovery`, `registration`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Recovery => "recovery",
+            AuditAction::Registration => "registration",
+        }
+    }
+
+    /// The action a name denotes.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [AuditAction::Recovery, AuditAction::Registration]
+            .into_iter()
+            .find(|a| a.as_str() == name)
+    }
+}
+
+impl AuditOutcome {
+    /// The name events carry (`released`, `registered`, `refused`,
+    /// `notification-failed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditOutcome::Released => "released",
+            AuditOutcome::Registered => "registered",
+            AuditOutcome::Refused => "refused",
+            AuditOutcome::NotificationFailed => "notification-failed",
+        }
+    }
+
+    /// The outcome a name denotes.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            AuditOutcome::Released,
+            AuditOutcome::Registered,
+            AuditOutcome::Refused,
+            AuditOutcome::NotificationFailed,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == name)
+    }
 }
 
 /// Why an audit event or a notification could not be delivered.
@@ -98,11 +141,10 @@ impl std::error::Error for SinkError {
     }
 }
 
-/// Receives audit events. A release is answered only once its event is recorded: when
-/// `record` fails for a `released` event, the release is undone and refused with
-/// [`super::ServiceError::AuditUnavailable`]. A failure to record a refusal changes
-/// nothing about the refusal; the service counts it
-/// ([`super::RecoveryService::audit_failures`]).
+/// Receives a copy of every audit event once the store has recorded it (the store's log,
+/// written in the same transaction as the release or registration it records, is the
+/// authority). A failure to take a copy changes nothing; the service counts it
+/// ([`super::RecoveryService::mirror_failures`]).
 pub trait AuditSink: Send + Sync {
     /// Records one event durably, or says why it could not.
     ///

@@ -1,10 +1,11 @@
 use core::fmt;
 
+use super::store::StorageFailure;
 use crate::error::DecodeError;
 use crate::keys::KeyId;
 
 /// Which rate limit refused a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RateScope {
     /// Releases per user.
@@ -12,18 +13,6 @@ pub enum RateScope {
     /// Releases per device.
     Device,
 }
-
-/// A backing store (replay cache, registry, rate limiter) failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StorageFailure(pub &'static str);
-
-impl fmt::Display for StorageFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "service storage failed: {}", self.0)
-    }
-}
-
-impl std::error::Error for StorageFailure {}
 
 /// Why the service refused a request. Each negative path has its own variant, emits one
 /// audit event and changes no service state.
@@ -36,8 +25,7 @@ impl std::error::Error for StorageFailure {}
 /// - [`ServiceError::StaleEnvelope`], [`ServiceError::RetiredKey`]: the device's
 ///   envelope is not the registered one or is sealed to a retired key; recovery is not
 ///   possible with it (a destructive reset is).
-/// - [`ServiceError::Unavailable`], [`ServiceError::AuditUnavailable`]: retry later;
-///   nothing was released or changed.
+/// - [`ServiceError::Unavailable`]: retry later; nothing was released or changed.
 /// - [`ServiceError::RegistrationConflict`]: the service holds another envelope than the
 ///   registration names as previous; the device should recover with the envelope it
 ///   knows the service holds (see `Container::begin_recovery`).
@@ -110,10 +98,9 @@ pub enum ServiceError {
     /// A registration that replaces an envelope does not prove knowledge of the
     /// registered envelope's secret (as a stale backup cannot).
     RegistrationProofInvalid,
-    /// A backing store failed.
+    /// The store failed (the database is down, a transaction failed, the audit event
+    /// could not be recorded): nothing was released or changed.
     Unavailable(StorageFailure),
-    /// The audit event could not be recorded, so nothing was released or changed.
-    AuditUnavailable,
     /// This build cannot open the envelope's suite (an RSA envelope without the
     /// `aws-lc` feature): deploy the service with that feature.
     Unsupported,
@@ -148,7 +135,6 @@ impl ServiceError {
             ServiceError::SuiteMismatch => "suite-mismatch",
             ServiceError::RegistrationProofInvalid => "registration-proof-invalid",
             ServiceError::Unavailable(_) => "unavailable",
-            ServiceError::AuditUnavailable => "audit-unavailable",
             ServiceError::Unsupported => "unsupported-suite",
             ServiceError::Crypto => "crypto-failure",
         }

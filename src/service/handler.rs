@@ -1,28 +1,28 @@
-//! The recovery service: its settings, its state, the administration of tenant keys and
+//! The recovery service: its settings, its start (the key-encryption key checked against
+//! the store, every keyring unwrapped), the administration of tenant keys, devices and
 //! trusted issuers, and what every request shares (device authentication, audit). The
 //! recovery request is answered in `release`, envelope registration in `register`.
 
-use std::collections::HashMap;
+use core::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+
+use subtle::ConstantTimeEq;
 
 use super::audit::{
     AuditAction, AuditEvent, AuditOutcome, AuditSink, RequestContext, ResetNotifier,
 };
-use super::error::{ServiceError, StorageFailure};
+use super::error::ServiceError;
 use super::issuers::IssuerTrust;
-use super::keyring::TenantKeyring;
+use super::kek::KeyEncryptionKey;
+use super::keyring::{KeyInfo, KeyringCache, LoadedKeyring};
 use super::mfa::MfaPolicy;
-use super::stores::{
-    DeviceRecord, DeviceRegistry, MemoryDeviceRegistry, MemoryRateLimiter, MemoryReplayCache,
-    RateLimiter, RatePolicy, ReplayCache,
-};
-use crate::envelope::binding::Binding;
+use super::store::{DeviceRecord, NewTenantKey, RatePolicy, ServiceStore, StorageFailure};
 use crate::clock::{Clock, SystemClock};
+use crate::envelope::binding::Binding;
 use crate::envelope::Envelope;
+use crate::keys::{KeyId, ServicePrivateKey, VerifyingKey};
 use crate::protocol::key_document::{KeyDocumentSigner, SignedKeyDocument};
-use crate::keys::ServicePrivateKey;
-use crate::keys::signing::VerifyingKey;
 
 /// The service's fixed settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,35 +35,84 @@ pub struct ServiceConfig {
     pub key_document_lifetime: u64,
 }
 
-/// Builds a [`RecoveryService`].
+/// Why a service did not start. Nothing was decrypted or written when this is returned
+/// (but for recording the key-encryption key's fingerprint in an empty store).
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StartError {
+    /// The store failed.
+    Store(StorageFailure),
+    /// The store's private keys are wrapped under another key-encryption key: check the
+    /// key file or variable this service was given.
+    WrongKeyEncryptionKey,
+    /// A stored tenant key does not load (the store was altered or is damaged).
+    UnreadableKey {
+        /// The tenant.
+        tenant: String,
+        /// The key.
+        key_id: KeyId,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Store(e) => write!(f, "{e}"),
+            StartError::WrongKeyEncryptionKey => f.write_str(
+                "the store's keys are wrapped under another key-encryption key; nothing was decrypted or changed",
+            ),
+            StartError::UnreadableKey {
+                tenant,
+                key_id,
+                reason,
+            } => write!(f, "tenant {tenant:?} key {key_id} does not load: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<StorageFailure> for StartError {
+    fn from(e: StorageFailure) -> Self {
+        StartError::Store(e)
+    }
+}
+
+/// Builds a [`RecoveryService`]. The store is not optional: a deployment chooses where
+/// its state lives (an in-memory store is chosen explicitly, for tests).
 pub struct RecoveryServiceBuilder {
     config: ServiceConfig,
     signer: KeyDocumentSigner,
     trust: IssuerTrust,
-    audit: Arc<dyn AuditSink>,
-    replay: Option<Arc<dyn ReplayCache>>,
-    registry: Option<Arc<dyn DeviceRegistry>>,
-    rate: Option<Arc<dyn RateLimiter>>,
+    store: Arc<dyn ServiceStore>,
+    kek: KeyEncryptionKey,
+    rates: RatePolicy,
+    mirror: Option<Arc<dyn AuditSink>>,
     notifier: Option<Arc<dyn ResetNotifier>>,
     clock: Arc<dyn Clock>,
 }
 
 impl RecoveryServiceBuilder {
-    /// Uses `replay` instead of an in-memory replay cache.
-    pub fn replay_cache(mut self, replay: Arc<dyn ReplayCache>) -> Self {
-        self.replay = Some(replay);
+    /// Uses `rates` instead of [`RatePolicy::default`].
+    pub fn rate_policy(mut self, rates: RatePolicy) -> Self {
+        self.rates = rates;
         self
     }
 
-    /// Uses `registry` instead of an in-memory device registry.
-    pub fn registry(mut self, registry: Arc<dyn DeviceRegistry>) -> Self {
-        self.registry = Some(registry);
-        self
-    }
-
-    /// Uses `rate` instead of an in-memory limiter with [`RatePolicy::default`].
-    pub fn rate_limiter(mut self, rate: Arc<dyn RateLimiter>) -> Self {
-        self.rate = Some(rate);
+    /// Copies every audit event, once the store has recorded it, to `sink` (JSON lines to
+    /// a log collector, say). The store's log is the authority; a failing mirror is
+    /// counted ([`RecoveryService::mirror_failures`]) and changes nothing.
+    pub fn audit_mirror(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.mirror = Some(sink);
         self
     }
 
@@ -79,49 +128,68 @@ impl RecoveryServiceBuilder {
         self
     }
 
-    /// The service.
-    pub fn build(self) -> RecoveryService {
-        RecoveryService {
+    /// Starts the service: checks the key-encryption key against the store (recording its
+    /// fingerprint in an empty one) and unwraps every tenant key.
+    ///
+    /// # Errors
+    /// [`StartError`]; nothing is decrypted or written after a wrong key-encryption key.
+    pub async fn build(self) -> Result<RecoveryService, StartError> {
+        let fingerprint = self.kek.fingerprint();
+        let stored = self.store.key_encryption_key(&fingerprint).await?;
+        if !bool::from(stored.ct_eq(&fingerprint)) {
+            return Err(StartError::WrongKeyEncryptionKey);
+        }
+        let keyrings = KeyringCache::default();
+        for tenant in self.store.tenants().await? {
+            let Some(stored) = self.store.keyring(&tenant).await? else {
+                continue;
+            };
+            let ring =
+                LoadedKeyring::load(stored, &self.kek).map_err(|e| StartError::UnreadableKey {
+                    tenant: tenant.clone(),
+                    key_id: e.key_id,
+                    reason: e.reason,
+                })?;
+            keyrings.put(&tenant, Arc::new(ring));
+        }
+        Ok(RecoveryService {
             config: self.config,
             signer: self.signer,
             trust: RwLock::new(Arc::new(self.trust)),
-            audit: self.audit,
-            replay: self
-                .replay
-                .unwrap_or_else(|| Arc::new(MemoryReplayCache::new())),
-            registry: self
-                .registry
-                .unwrap_or_else(|| Arc::new(MemoryDeviceRegistry::new())),
-            rate: self
-                .rate
-                .unwrap_or_else(|| Arc::new(MemoryRateLimiter::new(RatePolicy::default()))),
+            store: self.store,
+            kek: self.kek,
+            rates: self.rates,
+            keyrings,
+            mirror: self.mirror,
             notifier: self.notifier,
             clock: self.clock,
-            keyrings: RwLock::new(HashMap::new()),
             audit_failures: AtomicU64::new(0),
+            mirror_failures: AtomicU64::new(0),
             notifier_failures: AtomicU64::new(0),
-        }
+        })
     }
 }
 
-/// The recovery service. Safe to share between threads.
+/// The recovery service. Safe to share between threads and tasks; its methods are async
+/// (see [`super::blocking::RecoveryService`] for a synchronous front).
 pub struct RecoveryService {
     pub(super) config: ServiceConfig,
     signer: KeyDocumentSigner,
     trust: RwLock<Arc<IssuerTrust>>,
-    audit: Arc<dyn AuditSink>,
-    pub(super) replay: Arc<dyn ReplayCache>,
-    pub(super) registry: Arc<dyn DeviceRegistry>,
-    pub(super) rate: Arc<dyn RateLimiter>,
+    pub(super) store: Arc<dyn ServiceStore>,
+    kek: KeyEncryptionKey,
+    pub(super) rates: RatePolicy,
+    keyrings: KeyringCache,
+    mirror: Option<Arc<dyn AuditSink>>,
     pub(super) notifier: Option<Arc<dyn ResetNotifier>>,
     pub(super) clock: Arc<dyn Clock>,
-    pub(super) keyrings: RwLock<HashMap<String, TenantKeyring>>,
     audit_failures: AtomicU64,
+    mirror_failures: AtomicU64,
     pub(super) notifier_failures: AtomicU64,
 }
 
 pub(super) fn lock_failed<T>(_: T) -> ServiceError {
-    ServiceError::Unavailable(StorageFailure("keyring lock poisoned"))
+    ServiceError::Unavailable(StorageFailure::new("lock the issuer trust (poisoned)"))
 }
 
 /// A refusal as the caller sees it, and the exact reason the audit event records (they
@@ -156,21 +224,23 @@ pub(super) struct Trace<'a> {
 
 impl RecoveryService {
     /// Starts building a service that signs key documents with `signer`, accepts
-    /// assertions from the issuers each tenant names in `trust`, and audits to `audit`.
+    /// assertions from the issuers each tenant names in `trust`, keeps its state in
+    /// `store` and wraps tenant private keys under `kek`.
     pub fn builder(
         config: ServiceConfig,
         signer: KeyDocumentSigner,
         trust: IssuerTrust,
-        audit: Arc<dyn AuditSink>,
+        store: Arc<dyn ServiceStore>,
+        kek: KeyEncryptionKey,
     ) -> RecoveryServiceBuilder {
         RecoveryServiceBuilder {
             config,
             signer,
             trust,
-            audit,
-            replay: None,
-            registry: None,
-            rate: None,
+            store,
+            kek,
+            rates: RatePolicy::default(),
+            mirror: None,
             notifier: None,
             clock: Arc::new(SystemClock),
         }
@@ -179,6 +249,11 @@ impl RecoveryService {
     /// The public key devices pin to trust this service's key documents.
     pub fn signing_key(&self) -> &VerifyingKey {
         self.signer.verifying_key()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn ServiceStore> {
+        &self.store
     }
 
     /// Replaces the trusted issuers (for example after an identity provider published
@@ -195,10 +270,14 @@ impl RecoveryService {
         Ok(self.trust.read().map_err(lock_failed)?.clone())
     }
 
-    /// How many audit events could not be recorded (each refusal's, and each release
-    /// undone because its event could not be recorded).
+    /// How many refusals' audit events the store could not record (the refusals stood).
     pub fn audit_failures(&self) -> u64 {
         self.audit_failures.load(Ordering::Relaxed)
+    }
+
+    /// How many events the audit mirror failed to take.
+    pub fn mirror_failures(&self) -> u64 {
+        self.mirror_failures.load(Ordering::Relaxed)
     }
 
     /// How many reset notifications failed (the releases stood).
@@ -206,40 +285,67 @@ impl RecoveryService {
         self.notifier_failures.load(Ordering::Relaxed)
     }
 
-    /// Adds `key` as `tenant`'s current key; the previous current key keeps opening its
-    /// envelopes. Returns the key's version.
+    /// Makes `key` `tenant`'s current key: wrapped under the key-encryption key and
+    /// stored; the previous current key keeps opening its envelopes. Returns its version.
+    /// Every replica sees it (it reloads a keyring when it meets an unknown key id, and
+    /// reads keyrings afresh for key documents).
     ///
     /// # Errors
-    /// [`ServiceError::Unavailable`] if the keyring lock is poisoned.
-    pub fn add_current_key(
+    /// [`ServiceError::Unavailable`], [`ServiceError::Crypto`].
+    pub async fn add_current_key(
         &self,
         tenant: &str,
         key: ServicePrivateKey,
     ) -> Result<u32, ServiceError> {
-        let mut rings = self.keyrings.write().map_err(lock_failed)?;
-        Ok(rings
-            .entry(tenant.to_owned())
-            .or_insert_with(|| TenantKeyring::new(tenant))
-            .add_current(key))
+        let der = key.to_pkcs8_der().map_err(|_| ServiceError::Crypto)?;
+        let wrapped = self
+            .kek
+            .wrap(tenant, key.key_id(), &der)
+            .map_err(|_| ServiceError::Crypto)?;
+        let version = self
+            .store
+            .add_current_key(&NewTenantKey {
+                tenant,
+                key_id: key.key_id(),
+                public_spki: key.public_key().to_spki_der(),
+                wrapped: &wrapped,
+            })
+            .await?;
+        self.reload_keyring(tenant).await?;
+        Ok(version)
     }
 
-    /// Retires a non-current key of `tenant`: its envelopes are refused from now on with
-    /// [`ServiceError::RetiredKey`]. Returns whether a key was retired.
+    /// Retires a non-current key of `tenant`: its wrapped private key is deleted, and its
+    /// envelopes are refused from now on with [`ServiceError::RetiredKey`], by every
+    /// replica. Returns whether a key was retired.
     ///
     /// # Errors
-    /// [`ServiceError::Unavailable`] if the keyring lock is poisoned.
-    pub fn retire_key(&self, tenant: &str, key_id: crate::KeyId) -> Result<bool, ServiceError> {
-        let mut rings = self.keyrings.write().map_err(lock_failed)?;
-        Ok(rings.get_mut(tenant).is_some_and(|r| r.retire(key_id)))
+    /// [`ServiceError::Unavailable`].
+    pub async fn retire_key(&self, tenant: &str, key_id: KeyId) -> Result<bool, ServiceError> {
+        let retired = self.store.retire_key(tenant, key_id).await?;
+        if retired {
+            self.reload_keyring(tenant).await?;
+        }
+        Ok(retired)
     }
 
-    /// The signed key document for `tenant`, valid from now.
+    /// The keys of `tenant`, as the store holds them now.
     ///
     /// # Errors
-    /// [`ServiceError::UnknownTenant`], [`ServiceError::Crypto`].
-    pub fn key_document(&self, tenant: &str) -> Result<SignedKeyDocument, ServiceError> {
-        let rings = self.keyrings.read().map_err(lock_failed)?;
-        let ring = rings.get(tenant).ok_or(ServiceError::UnknownTenant)?;
+    /// [`ServiceError::UnknownTenant`], [`ServiceError::Unavailable`],
+    /// [`ServiceError::Crypto`].
+    pub async fn keys(&self, tenant: &str) -> Result<Vec<KeyInfo>, ServiceError> {
+        Ok(self.reload_keyring(tenant).await?.infos())
+    }
+
+    /// The signed key document for `tenant`, valid from now, from the keyring as the
+    /// store holds it now (its serial only ever increases).
+    ///
+    /// # Errors
+    /// [`ServiceError::UnknownTenant`], [`ServiceError::Unavailable`],
+    /// [`ServiceError::Crypto`].
+    pub async fn key_document(&self, tenant: &str) -> Result<SignedKeyDocument, ServiceError> {
+        let ring = self.reload_keyring(tenant).await?;
         let doc = ring.key_document(
             &self.config.issuer,
             self.clock.now(),
@@ -248,25 +354,69 @@ impl RecoveryService {
         self.signer.sign(&doc).map_err(|_| ServiceError::Crypto)
     }
 
+    /// Reads `tenant`'s keyring from the store and caches it.
+    async fn reload_keyring(&self, tenant: &str) -> Result<Arc<LoadedKeyring>, ServiceError> {
+        let stored = self
+            .store
+            .keyring(tenant)
+            .await?
+            .ok_or(ServiceError::UnknownTenant)?;
+        let ring =
+            Arc::new(LoadedKeyring::load(stored, &self.kek).map_err(|_| ServiceError::Crypto)?);
+        self.keyrings.put(tenant, ring.clone());
+        Ok(ring)
+    }
+
+    /// `tenant`'s keyring, knowing `key_id` if the store does: reloaded when the cached
+    /// one has never heard of it (another replica added it).
+    pub(super) async fn keyring_with(
+        &self,
+        tenant: &str,
+        key_id: KeyId,
+    ) -> Result<Arc<LoadedKeyring>, ServiceError> {
+        match self.keyrings.get(tenant) {
+            Some(ring) if ring.has(key_id) => Ok(ring),
+            _ => self.reload_keyring(tenant).await,
+        }
+    }
+
+    /// Forgets the cached keyring of `tenant` (after the store said a key was retired).
+    pub(super) async fn refresh_keyring(&self, tenant: &str) {
+        let _ = self.reload_keyring(tenant).await;
+    }
+
     /// Registers a device to a user with its device key (done at device registration,
     /// by the identity provider or an administrator, not by the device itself).
     ///
     /// # Errors
     /// [`ServiceError::Unavailable`].
-    pub fn register_device(
+    pub async fn register_device(
         &self,
         tenant: &str,
         device: &str,
         user: &str,
         key: VerifyingKey,
     ) -> Result<(), ServiceError> {
-        Ok(self.registry.put_device(tenant, device, user, key)?)
+        Ok(self.store.put_device(tenant, device, user, &key).await?)
+    }
+
+    /// Forgets what no longer matters: spent assertion ids past their expiry and rate
+    /// slots older than the longest window. Run it now and then (any replica may).
+    /// Returns how many entries went.
+    ///
+    /// # Errors
+    /// [`ServiceError::Unavailable`].
+    pub async fn purge(&self) -> Result<u64, ServiceError> {
+        Ok(self
+            .store
+            .purge(self.clock.now(), self.rates.max_window())
+            .await?)
     }
 
     /// The registered device of `binding`, if `signature` over `signed` is its device
     /// key's. An unknown device and a bad signature are one refusal to the caller, and
     /// take about the same time (a signature is verified either way).
-    pub(super) fn authenticate_device(
+    pub(super) async fn authenticate_device(
         &self,
         binding: &Binding,
         signed: &[u8],
@@ -276,7 +426,11 @@ impl RecoveryService {
             error: ServiceError::DeviceNotAuthenticated,
             audit_reason,
         };
-        match self.registry.get(binding.tenant(), binding.device())? {
+        match self
+            .store
+            .device(binding.tenant(), binding.device())
+            .await?
+        {
             None => {
                 // A decoy verification: its result is ignored.
                 let _ = self.signer.verifying_key().verify(signed, signature);
@@ -307,22 +461,34 @@ impl RecoveryService {
             key_id: trace.envelope.map(Envelope::key_id),
             envelope_id: trace.envelope.map(Envelope::envelope_id),
             outcome,
-            reason,
+            reason: reason.to_owned(),
         }
     }
 
-    /// Records `event`; a failure is counted and returned.
-    pub(super) fn record(&self, event: &AuditEvent) -> Result<(), ServiceError> {
-        self.audit.record(event).map_err(|_| {
-            self.audit_failures.fetch_add(1, Ordering::Relaxed);
-            ServiceError::AuditUnavailable
-        })
+    /// Copies an event the store has recorded to the mirror, if any.
+    pub(super) fn mirror(&self, event: &AuditEvent) {
+        if let Some(m) = &self.mirror {
+            if m.record(event).is_err() {
+                self.mirror_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
-    /// Audits a refusal and returns what the caller is told.
-    pub(super) fn refuse(&self, trace: &Trace<'_>, refusal: Refusal) -> ServiceError {
-        // A refusal stands whether or not its event is recorded; the failure is counted.
-        let _ = self.record(&self.event(trace, AuditOutcome::Refused, refusal.audit_reason));
+    /// Records `event` in the store (and the mirror); a failure is counted.
+    pub(super) async fn record(&self, event: &AuditEvent) {
+        match self.store.record_event(event).await {
+            Ok(()) => self.mirror(event),
+            Err(_) => {
+                self.audit_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Audits a refusal and returns what the caller is told. A refusal stands whether or
+    /// not its event is recorded.
+    pub(super) async fn refuse(&self, trace: &Trace<'_>, refusal: Refusal) -> ServiceError {
+        self.record(&self.event(trace, AuditOutcome::Refused, refusal.audit_reason))
+            .await;
         refusal.error
     }
 }

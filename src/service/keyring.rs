@@ -1,143 +1,135 @@
-//! A tenant's versioned service keys: one current key (devices seal to it), older keys
-//! that still open their envelopes, and retired keys whose envelopes get a clear error.
+//! Tenant keyrings as the service uses them: read from the store, private keys unwrapped
+//! with the key-encryption key, cached per tenant; key documents are built from them.
+//! The store stays the authority: a release commits only if its key is still not
+//! retired there, so a replica's cache can lag without letting a retired key open.
 
-use crate::protocol::key_document::{KeyDocument, PublishedKey, PublishedStatus};
-use crate::keys::{KeyId, ServicePrivateKey};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use super::error::ServiceError;
+use super::kek::KeyEncryptionKey;
+use super::store::{KeyState, StoredKeyring};
+use crate::keys::{KeyId, ServicePrivateKey, ServicePublicKey};
+use crate::protocol::key_document::{KeyDocument, PublishedKey, PublishedStatus};
 
-/// The lifecycle state of a key in a keyring.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyState {
-    /// Devices seal to it; it opens.
-    Current,
-    /// It still opens; devices reseal away from it at their next sign-in.
-    Active,
-    /// Its private key is gone; its envelopes are refused with
-    /// [`ServiceError::RetiredKey`].
-    Retired,
+/// A key of a tenant, as an administrator sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// Its version, from 1.
+    pub version: u32,
+    /// Its key id.
+    pub key_id: KeyId,
+    /// Current, active or retired.
+    pub state: KeyState,
 }
 
-struct Entry {
-    version: u32,
-    key_id: KeyId,
-    state: KeyState,
-    key: Option<ServicePrivateKey>,
+struct LoadedKey {
+    info: KeyInfo,
+    public: ServicePublicKey,
+    private: Option<Arc<ServicePrivateKey>>,
 }
 
-/// One tenant's keys, by version.
-pub struct TenantKeyring {
+/// Why a stored keyring could not be loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct UnreadableKey {
+    pub(crate) key_id: KeyId,
+    pub(crate) reason: &'static str,
+}
+
+/// One tenant's keys with their private halves unwrapped.
+pub(crate) struct LoadedKeyring {
     tenant: String,
-    entries: Vec<Entry>,
     serial: u64,
+    keys: Vec<LoadedKey>,
 }
 
-impl TenantKeyring {
-    /// An empty keyring for `tenant`.
-    pub fn new(tenant: impl Into<String>) -> Self {
-        TenantKeyring {
-            tenant: tenant.into(),
-            entries: Vec::new(),
-            serial: 0,
-        }
-    }
-
-    /// The tenant.
-    pub fn tenant(&self) -> &str {
-        &self.tenant
-    }
-
-    /// Adds `key` as the new current key (the previous current key stays active) and
-    /// returns its version. Re-adding a key already present changes nothing.
-    pub fn add_current(&mut self, key: ServicePrivateKey) -> u32 {
-        if let Some(e) = self.entries.iter().find(|e| e.key_id == key.key_id()) {
-            return e.version;
-        }
-        for e in &mut self.entries {
-            if e.state == KeyState::Current {
-                e.state = KeyState::Active;
+impl LoadedKeyring {
+    /// Unwraps every private key of `stored`; any key that does not unwrap or import is
+    /// an error (nothing is half loaded).
+    pub(crate) fn load(
+        stored: StoredKeyring,
+        kek: &KeyEncryptionKey,
+    ) -> Result<Self, UnreadableKey> {
+        let mut keys = Vec::with_capacity(stored.keys.len());
+        for k in stored.keys {
+            let unreadable = |reason| UnreadableKey {
+                key_id: k.key_id,
+                reason,
+            };
+            let public = ServicePublicKey::from_spki_der(&k.public_spki)
+                .map_err(|_| unreadable("its public key does not import"))?;
+            if public.key_id() != k.key_id {
+                return Err(unreadable("its key id is not its public key's"));
             }
+            let private = match &k.wrapped {
+                None => None,
+                Some(w) => {
+                    let der = kek.unwrap(&stored.tenant, k.key_id, w).map_err(|_| {
+                        unreadable("it does not unwrap with this key-encryption key")
+                    })?;
+                    let key = ServicePrivateKey::from_pkcs8_der(&der)
+                        .map_err(|_| unreadable("its private key does not import"))?;
+                    if key.key_id() != k.key_id {
+                        return Err(unreadable("its private key is not its public key's"));
+                    }
+                    Some(Arc::new(key))
+                }
+            };
+            keys.push(LoadedKey {
+                info: KeyInfo {
+                    version: k.version,
+                    key_id: k.key_id,
+                    state: k.state,
+                },
+                public,
+                private,
+            });
         }
-        let version = self
-            .entries
-            .iter()
-            .map(|e| e.version)
-            .max()
-            .map_or(1, |v| v.saturating_add(1));
-        self.entries.push(Entry {
-            version,
-            key_id: key.key_id(),
-            state: KeyState::Current,
-            key: Some(key),
-        });
-        self.serial = self.serial.saturating_add(1);
-        version
+        Ok(LoadedKeyring {
+            tenant: stored.tenant,
+            serial: stored.serial,
+            keys,
+        })
     }
 
-    /// Retires a key that is not current: its private key is dropped (and wiped).
-    /// Returns whether a key was retired.
-    pub fn retire(&mut self, key_id: KeyId) -> bool {
-        match self
-            .entries
-            .iter_mut()
-            .find(|e| e.key_id == key_id && e.state == KeyState::Active)
-        {
-            Some(e) => {
-                e.state = KeyState::Retired;
-                e.key = None;
-                self.serial = self.serial.saturating_add(1);
-                true
-            }
-            None => false,
-        }
+    pub(crate) fn infos(&self) -> Vec<KeyInfo> {
+        self.keys.iter().map(|k| k.info.clone()).collect()
     }
 
-    /// The state of a key, if this keyring ever had it.
-    pub fn state(&self, key_id: KeyId) -> Option<KeyState> {
-        self.entries
-            .iter()
-            .find(|e| e.key_id == key_id)
-            .map(|e| e.state)
-    }
-
-    /// The version number of a key.
-    pub fn version(&self, key_id: KeyId) -> Option<u32> {
-        self.entries
-            .iter()
-            .find(|e| e.key_id == key_id)
-            .map(|e| e.version)
+    /// Whether the keyring has ever had `key_id`.
+    pub(crate) fn has(&self, key_id: KeyId) -> bool {
+        self.keys.iter().any(|k| k.info.key_id == key_id)
     }
 
     /// The key that opens envelopes sealed to `key_id`.
     ///
     /// # Errors
     /// [`ServiceError::UnknownKey`] or [`ServiceError::RetiredKey`].
-    pub fn opener(&self, key_id: KeyId) -> Result<&ServicePrivateKey, ServiceError> {
-        let entry = self
-            .entries
+    pub(crate) fn opener(&self, key_id: KeyId) -> Result<Arc<ServicePrivateKey>, ServiceError> {
+        let key = self
+            .keys
             .iter()
-            .find(|e| e.key_id == key_id)
+            .find(|k| k.info.key_id == key_id)
             .ok_or(ServiceError::UnknownKey)?;
-        entry
-            .key
-            .as_ref()
+        key.private
+            .clone()
+            .filter(|_| key.info.state != KeyState::Retired)
             .ok_or(ServiceError::RetiredKey { key_id })
     }
 
-    /// The key document listing the current and active keys, numbered by a serial that
-    /// increases with every change to the keyring.
-    pub fn key_document(&self, issuer: &str, issued_at: u64, lifetime: u64) -> KeyDocument {
+    /// The key document listing the current and active keys.
+    pub(crate) fn key_document(&self, issuer: &str, issued_at: u64, lifetime: u64) -> KeyDocument {
         let keys = self
-            .entries
+            .keys
             .iter()
-            .filter_map(|e| {
-                let status = match e.state {
+            .filter_map(|k| {
+                let status = match k.info.state {
                     KeyState::Current => PublishedStatus::Current,
                     KeyState::Active => PublishedStatus::Active,
                     KeyState::Retired => return None,
                 };
-                e.key.as_ref().map(|k| PublishedKey {
-                    key: k.public_key().clone(),
+                Some(PublishedKey {
+                    key: k.public.clone(),
                     status,
                 })
             })
@@ -149,6 +141,29 @@ impl TenantKeyring {
             issued_at,
             expires_at: issued_at.saturating_add(lifetime),
             keys,
+        }
+    }
+}
+
+/// Loaded keyrings by tenant. A lock is held only to read or swap an `Arc`, never
+/// across I/O.
+#[derive(Default)]
+pub(crate) struct KeyringCache(RwLock<HashMap<String, Arc<LoadedKeyring>>>);
+
+impl KeyringCache {
+    pub(crate) fn get(&self, tenant: &str) -> Option<Arc<LoadedKeyring>> {
+        self.0.read().ok()?.get(tenant).cloned()
+    }
+
+    /// Keeps `ring` unless a newer one (by serial) is already cached.
+    pub(crate) fn put(&self, tenant: &str, ring: Arc<LoadedKeyring>) {
+        if let Ok(mut map) = self.0.write() {
+            match map.get(tenant) {
+                Some(old) if old.serial > ring.serial => {}
+                _ => {
+                    map.insert(tenant.to_owned(), ring);
+                }
+            }
         }
     }
 }

@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 
 use super::error::ServiceError;
 use super::issuers::{AssertionAlgorithm, IssuerTrust};
-use crate::envelope::binding::Binding;
 use crate::codec::base64url::b64_decode;
+use crate::envelope::binding::Binding;
 use crate::protocol::request::MAX_ASSERTION_LEN;
 
 /// The `amr` value that shows multi-factor authentication (RFC 8176).

@@ -1,32 +1,41 @@
-//! The service side: versioned tenant keys, MFA-assertion checks, replay and rate
-//! limits, device and envelope registration, the answer sealed to the device's one-time
-//! key, and audit events.
+//! The service side: tenant keyrings, MFA-assertion checks against the issuers each
+//! tenant trusts, replay and rate limits, device and envelope registration, the answer
+//! sealed to the device's one-time key, and audit events, over a [`ServiceStore`].
 //!
+//! [`RecoveryService`] is async; [`blocking::RecoveryService`] is its synchronous front.
 //! This module opens envelopes and answers; it never seals an envelope.
 
 mod audit;
+pub mod blocking;
 mod error;
 mod handler;
 mod issuers;
+mod kek;
 mod keyring;
 mod mfa;
 mod register;
 mod release;
-mod stores;
+mod store;
 
 pub use audit::{
     AuditAction, AuditEvent, AuditOutcome, AuditSink, JsonLinesAuditSink, MemoryAuditSink,
     RequestContext, ResetNotifier, SinkError,
 };
-pub use error::{RateScope, ServiceError, StorageFailure};
-pub use handler::{RecoveryService, RecoveryServiceBuilder, ServiceConfig};
+pub use error::{RateScope, ServiceError};
+pub use handler::{RecoveryService, RecoveryServiceBuilder, ServiceConfig, StartError};
 pub use issuers::{
     AssertionAlgorithm, ClaimNames, IssuerError, IssuerTrust, SkippedKey, TrustedIssuer,
     MAX_JWKS_LEN, MIN_RSA_BITS,
 };
-pub use keyring::{KeyState, TenantKeyring};
+pub use kek::{KekError, KeyEncryptionKey};
+pub use keyring::KeyInfo;
 pub use mfa::{AssertionClaims, Audience, MfaPolicy, AMR_MFA, FORBIDDEN_HEADER_PARAMETERS};
-pub use stores::{
-    DeviceRecord, DeviceRegistry, MemoryDeviceRegistry, MemoryRateLimiter, MemoryReplayCache,
-    RateKey, RateLimit, RateLimiter, RatePolicy, ReplayCache,
+#[cfg(feature = "postgres")]
+pub use store::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
+pub use store::{
+    DeviceRecord, EnvelopeSwap, KeyState, MemorySnapshot, MemoryStore, NewTenantKey, RateKey,
+    RateLimit, RatePolicy, ReleaseCommit, ReleaseOutcome, ServiceStore, StorageFailure, StoredKey,
+    StoredKeyring, WrappedKey,
 };

@@ -6,9 +6,11 @@
 
 use subtle::ConstantTimeEq;
 
-use super::audit::{AuditAction, AuditOutcome, RequestContext};
+use super::audit::{AuditAction, AuditEvent, AuditOutcome, RequestContext};
 use super::error::ServiceError;
-use super::handler::{lock_failed, RecoveryService, Refusal, Trace};
+use super::handler::{RecoveryService, Refusal, Trace};
+use super::store::EnvelopeSwap;
+use crate::envelope::Envelope;
 use crate::error::Error;
 use crate::protocol::registration::{self, EnvelopeRegistration};
 
@@ -29,9 +31,9 @@ impl RecoveryService {
     /// [`ServiceError::RetiredKey`], [`ServiceError::SuiteMismatch`],
     /// [`ServiceError::OpenFailed`] (the new envelope does not open for its binding),
     /// [`ServiceError::Unsupported`], [`ServiceError::RegistrationConflict`],
-    /// [`ServiceError::RegistrationProofInvalid`], [`ServiceError::Unavailable`],
-    /// [`ServiceError::AuditUnavailable`]; each is audited and changes nothing.
-    pub fn register_envelope(
+    /// [`ServiceError::RegistrationProofInvalid`], [`ServiceError::Unavailable`]; each is
+    /// audited and changes nothing.
+    pub async fn register_envelope(
         &self,
         registration: &EnvelopeRegistration,
         ctx: &RequestContext,
@@ -41,9 +43,12 @@ impl RecoveryService {
             ctx,
             envelope: Some(registration.envelope()),
         };
-        match self.register(registration, &trace) {
-            Ok(()) => Ok(()),
-            Err(refusal) => Err(self.refuse(&trace, refusal)),
+        match self.register(registration, &trace).await {
+            Ok(event) => {
+                self.mirror(&event);
+                Ok(())
+            }
+            Err(refusal) => Err(self.refuse(&trace, refusal).await),
         }
     }
 
@@ -53,89 +58,87 @@ impl RecoveryService {
     /// # Errors
     /// [`ServiceError::MalformedRequest`], and every error of
     /// [`RecoveryService::register_envelope`].
-    pub fn register_envelope_json(
+    pub async fn register_envelope_json(
         &self,
         registration: &[u8],
         ctx: &RequestContext,
     ) -> Result<(), ServiceError> {
         match EnvelopeRegistration::from_json(registration) {
-            Ok(r) => self.register_envelope(&r, ctx),
+            Ok(r) => self.register_envelope(&r, ctx).await,
             Err(e) => {
                 let trace = Trace {
                     action: AuditAction::Registration,
                     ctx,
                     envelope: None,
                 };
-                Err(self.refuse(&trace, ServiceError::MalformedRequest(e).into()))
+                Err(self
+                    .refuse(&trace, ServiceError::MalformedRequest(e).into())
+                    .await)
             }
         }
     }
 
-    fn register(
+    async fn register(
         &self,
         registration: &EnvelopeRegistration,
         trace: &Trace<'_>,
-    ) -> Result<(), Refusal> {
+    ) -> Result<AuditEvent, Refusal> {
         let envelope = registration.envelope();
         let binding = envelope.binding();
         let signed = registration.signed_bytes();
-        let record = self.authenticate_device(binding, signed, registration.device_signature())?;
+        let record = self
+            .authenticate_device(binding, signed, registration.device_signature())
+            .await?;
         if record.user != binding.user() {
             return Err(ServiceError::WrongUser.into());
         }
         let current = record.envelope.as_ref();
         if current == Some(envelope) {
             // A retry after a lost answer: nothing to change.
-            self.record(&self.event(trace, AuditOutcome::Registered, "unchanged"))?;
-            return Ok(());
+            let event = self.event(trace, AuditOutcome::Registered, "unchanged");
+            self.store.record_event(&event).await?;
+            return Ok(event);
         }
-        if registration.previous() != current.map(|e| e.envelope_id()) {
+        if registration.previous() != current.map(Envelope::envelope_id) {
             return Err(ServiceError::RegistrationConflict.into());
         }
-        {
-            let rings = self.keyrings.read().map_err(lock_failed)?;
-            let ring = rings
-                .get(binding.tenant())
-                .ok_or(ServiceError::UnknownTenant)?;
-            let key = ring.opener(envelope.key_id())?;
-            if key.suite() != envelope.suite() {
-                return Err(ServiceError::SuiteMismatch.into());
-            }
-            key.open(envelope, binding).map_err(open_failure)?;
-            if let Some(current) = current {
-                let secret = ring
-                    .opener(current.key_id())?
-                    .open(current, current.binding())
-                    .map_err(open_failure)?;
-                let key = registration::registration_key(&secret).map_err(|_| ServiceError::Crypto)?;
-                let expected = registration::registration_proof(&key, signed);
-                let proven = registration
-                    .proof()
-                    .is_some_and(|p| bool::from(p.ct_eq(&expected)));
-                if !proven {
-                    return Err(ServiceError::RegistrationProofInvalid.into());
-                }
+        let ring = self
+            .keyring_with(binding.tenant(), envelope.key_id())
+            .await?;
+        let key = ring.opener(envelope.key_id())?;
+        if key.suite() != envelope.suite() {
+            return Err(ServiceError::SuiteMismatch.into());
+        }
+        key.open(envelope, binding).map_err(open_failure)?;
+        if let Some(current) = current {
+            let secret = ring
+                .opener(current.key_id())?
+                .open(current, current.binding())
+                .map_err(open_failure)?;
+            let key = registration::registration_key(&secret).map_err(|_| ServiceError::Crypto)?;
+            let expected = registration::registration_proof(&key, signed);
+            let proven = registration
+                .proof()
+                .is_some_and(|p| bool::from(p.ct_eq(&expected)));
+            if !proven {
+                return Err(ServiceError::RegistrationProofInvalid.into());
             }
         }
-        let previous = registration.previous();
-        if !self.registry.swap_envelope(
-            binding.tenant(),
-            binding.device(),
-            previous,
-            Some(envelope),
-        )? {
-            return Err(ServiceError::RegistrationConflict.into());
+        let event = self.event(trace, AuditOutcome::Registered, "ok");
+        let swapped = self
+            .store
+            .swap_envelope(&EnvelopeSwap {
+                tenant: binding.tenant(),
+                device: binding.device(),
+                expected: registration.previous(),
+                new: Some(envelope),
+                event: &event,
+            })
+            .await?;
+        if swapped {
+            Ok(event)
+        } else {
+            Err(ServiceError::RegistrationConflict.into())
         }
-        if let Err(error) = self.record(&self.event(trace, AuditOutcome::Registered, "ok")) {
-            // Undo the swap, unless someone has registered another envelope since.
-            self.registry.swap_envelope(
-                binding.tenant(),
-                binding.device(),
-                Some(envelope.envelope_id()),
-                current,
-            )?;
-            return Err(error.into());
-        }
-        Ok(())
     }
 }

@@ -2,9 +2,9 @@
 //! public first: decoding, the device's registration and signature (one refusal class
 //! to the caller), the MFA assertion and its claims, whether the assertion is spent and
 //! the envelope is the registered one, the key, the rate limits; then the envelope is
-//! opened and the answer sealed. Only then is state changed, in one commit step: spend
-//! the assertion, take the rate slots, record the audit event; a later step's failure
-//! undoes the earlier ones, so a refusal leaves no trace but its audit event.
+//! opened and the answer sealed. Only then is state changed, in one atomic store commit:
+//! the assertion spent, the rate slots taken, the envelope still the registered one, its
+//! key not retired, the audit event recorded. A refusal leaves no trace but its event.
 
 use std::sync::atomic::Ordering;
 
@@ -12,9 +12,9 @@ use zeroize::Zeroizing;
 
 use super::audit::{AuditAction, AuditEvent, AuditOutcome, RequestContext};
 use super::error::{RateScope, ServiceError};
-use super::handler::{lock_failed, RecoveryService, Refusal, Trace};
-use super::mfa::{self, VerifiedAssertion};
-use super::stores::RateKey;
+use super::handler::{RecoveryService, Refusal, Trace};
+use super::mfa;
+use super::store::{RateKey, ReleaseCommit, ReleaseOutcome};
 use crate::crypto::hpke::{self, Ephemeral, ENC_LEN};
 use crate::crypto::provider::provider;
 use crate::keys::signing::VerifyingKey;
@@ -28,31 +28,34 @@ impl RecoveryService {
     /// # Errors
     /// Every [`ServiceError`] [`RecoveryService::handle`] returns, and
     /// [`ServiceError::MalformedRequest`]; each is audited.
-    pub fn handle_json(
+    pub async fn handle_json(
         &self,
         request: &[u8],
         ctx: &RequestContext,
     ) -> Result<Vec<u8>, ServiceError> {
         match RecoveryRequest::from_json(request) {
-            Ok(r) => self.handle(&r, ctx).map(|resp| resp.to_json()),
+            Ok(r) => self.handle(&r, ctx).await.map(|resp| resp.to_json()),
             Err(e) => {
                 let trace = Trace {
                     action: AuditAction::Recovery,
                     ctx,
                     envelope: None,
                 };
-                Err(self.refuse(&trace, ServiceError::MalformedRequest(e).into()))
+                Err(self
+                    .refuse(&trace, ServiceError::MalformedRequest(e).into())
+                    .await)
             }
         }
     }
 
     /// Answers a recovery request: the envelope's secret, sealed to the request's one-time
-    /// key, or a refusal. The secret is released only once its audit event is recorded.
+    /// key, or a refusal. The secret is released only once the store has committed the
+    /// release with its audit event.
     ///
     /// # Errors
     /// Every [`ServiceError`] but `RegistrationConflict`, `SuiteMismatch` and
     /// `RegistrationProofInvalid`; each is audited and changes nothing.
-    pub fn handle(
+    pub async fn handle(
         &self,
         request: &RecoveryRequest,
         ctx: &RequestContext,
@@ -62,16 +65,17 @@ impl RecoveryService {
             ctx,
             envelope: Some(request.envelope()),
         };
-        match self.release(request, &trace) {
+        match self.release(request, &trace).await {
             Ok((response, event)) => {
-                self.notify(&trace, &event);
+                self.mirror(&event);
+                self.notify(&trace, &event).await;
                 Ok(response)
             }
-            Err(refusal) => Err(self.refuse(&trace, refusal)),
+            Err(refusal) => Err(self.refuse(&trace, refusal).await),
         }
     }
 
-    fn release(
+    async fn release(
         &self,
         request: &RecoveryRequest,
         trace: &Trace<'_>,
@@ -90,7 +94,9 @@ impl RecoveryService {
         }
         // Built once: the device signs these bytes, and the answer is bound to their hash.
         let signed = request.signed_bytes();
-        let record = self.authenticate_device(binding, signed, request.device_signature())?;
+        let record = self
+            .authenticate_device(binding, signed, request.device_signature())
+            .await?;
         if record.user != binding.user() {
             return Err(ServiceError::WrongUser.into());
         }
@@ -104,8 +110,9 @@ impl RecoveryService {
             now,
         )?;
         if self
-            .replay
-            .is_spent(&assertion.issuer, &assertion.token_id, assertion.expires_at)?
+            .store
+            .token_spent(&assertion.issuer, &assertion.token_id, assertion.expires_at)
+            .await?
         {
             return Err(ServiceError::AssertionReplayed.into());
         }
@@ -124,73 +131,75 @@ impl RecoveryService {
                 id: binding.device().to_owned(),
             },
         ];
-        let sealed = {
-            let rings = self.keyrings.read().map_err(lock_failed)?;
-            let key = rings
-                .get(binding.tenant())
-                .ok_or(ServiceError::UnknownTenant)?
-                .opener(envelope.key_id())?;
-            if let Some((scope, retry_after)) = self.rate.check(&rate_keys, now)? {
-                return Err(ServiceError::RateLimited { scope, retry_after }.into());
-            }
-            let secret = key.open(envelope, binding).map_err(|e| match e {
-                crate::Error::Unsupported(_) => ServiceError::Unsupported,
-                _ => ServiceError::OpenFailed,
-            })?;
-            seal_response(
-                request,
-                &provider().sha256(&[signed]),
-                secret.expose_secret(),
-            )?
-        };
-        let event = self.commit(&assertion, &rate_keys, now, trace)?;
-        Ok((RecoveryResponse::new(envelope.envelope_id(), sealed), event))
-    }
+        let key = self
+            .keyring_with(binding.tenant(), envelope.key_id())
+            .await?
+            .opener(envelope.key_id())?;
+        if let Some((scope, retry_after)) = self
+            .store
+            .rate_refusal(&rate_keys, &self.rates, now)
+            .await?
+        {
+            return Err(ServiceError::RateLimited { scope, retry_after }.into());
+        }
+        let secret = key.open(envelope, binding).map_err(|e| match e {
+            crate::Error::Unsupported(_) => ServiceError::Unsupported,
+            _ => ServiceError::OpenFailed,
+        })?;
+        let sealed = seal_response(
+            request,
+            &provider().sha256(&[signed]),
+            secret.expose_secret(),
+        )?;
+        drop(secret);
 
-    /// Spends the assertion, takes the rate slots and records the release; if a step
-    /// fails, undoes the ones before it.
-    fn commit(
-        &self,
-        assertion: &VerifiedAssertion,
-        rate_keys: &[RateKey],
-        now: u64,
-        trace: &Trace<'_>,
-    ) -> Result<AuditEvent, Refusal> {
-        let (issuer, id) = (&assertion.issuer, &assertion.token_id);
-        if !self.replay.spend(issuer, id, assertion.expires_at, now)? {
-            return Err(ServiceError::AssertionReplayed.into());
-        }
-        let refused = match self.rate.acquire(rate_keys, now) {
-            Ok(None) => None,
-            Ok(Some((scope, retry_after))) => {
-                Some(ServiceError::RateLimited { scope, retry_after })
-            }
-            Err(e) => Some(ServiceError::Unavailable(e)),
-        };
-        if let Some(error) = refused {
-            self.replay.unspend(issuer, id)?;
-            return Err(error.into());
-        }
         let event = self.event(trace, AuditOutcome::Released, "ok");
-        if let Err(error) = self.record(&event) {
-            self.rate.release(rate_keys, now)?;
-            self.replay.unspend(issuer, id)?;
-            return Err(error.into());
+        let outcome = self
+            .store
+            .commit_release(&ReleaseCommit {
+                tenant: binding.tenant(),
+                device: binding.device(),
+                envelope_id: envelope.envelope_id(),
+                key_id: envelope.key_id(),
+                issuer: &assertion.issuer,
+                token_id: &assertion.token_id,
+                token_expires_at: assertion.expires_at,
+                rate_keys: &rate_keys,
+                policy: &self.rates,
+                now,
+                event: &event,
+            })
+            .await?;
+        match outcome {
+            ReleaseOutcome::Committed => {
+                Ok((RecoveryResponse::new(envelope.envelope_id(), sealed), event))
+            }
+            ReleaseOutcome::Replayed => Err(ServiceError::AssertionReplayed.into()),
+            ReleaseOutcome::RateLimited { scope, retry_after } => {
+                Err(ServiceError::RateLimited { scope, retry_after }.into())
+            }
+            ReleaseOutcome::StaleEnvelope => Err(ServiceError::StaleEnvelope.into()),
+            ReleaseOutcome::RetiredKey => {
+                // Another replica retired it: this one learns it now.
+                self.refresh_keyring(binding.tenant()).await;
+                Err(ServiceError::RetiredKey {
+                    key_id: envelope.key_id(),
+                }
+                .into())
+            }
         }
-        Ok(event)
     }
 
     /// Tells the notifier of a release; a failure is counted and audited, and the
     /// release stands.
-    fn notify(&self, trace: &Trace<'_>, released: &AuditEvent) {
+    async fn notify(&self, trace: &Trace<'_>, released: &AuditEvent) {
         let Some(notifier) = &self.notifier else {
             return;
         };
         if notifier.secret_released(released).is_err() {
             self.notifier_failures.fetch_add(1, Ordering::Relaxed);
             let event = self.event(trace, AuditOutcome::NotificationFailed, "notifier-failed");
-            // Counted by `record` if it fails too.
-            let _ = self.record(&event);
+            self.record(&event).await;
         }
     }
 }

@@ -7,8 +7,8 @@ use pin_recovery::client::{
     Argon2Profile, Container, ContainerPolicy, MemoryStore, Pin, PinPolicy, ServiceTrust,
 };
 use pin_recovery::service::{
-    IssuerTrust, MemoryAuditSink, MemoryDeviceRegistry, MemoryRateLimiter, MemoryReplayCache,
-    MfaPolicy, RatePolicy, RecoveryService, RequestContext, ServiceConfig,
+    blocking, AuditEvent, DeviceRecord, IssuerTrust, KeyEncryptionKey, MemorySnapshot, MfaPolicy,
+    RatePolicy, RecoveryService, RequestContext, ServiceConfig, ServiceStore,
 };
 use pin_recovery::testkit::TestIdentityProvider;
 use pin_recovery::{
@@ -41,13 +41,33 @@ pub fn service_config() -> ServiceConfig {
     }
 }
 
+/// A blocking service over `store` with the world's settings, trusting `idp` for
+/// `tenant`, on `clock`.
+pub fn start_service(
+    store: Arc<dyn ServiceStore>,
+    kek: KeyEncryptionKey,
+    rates: RatePolicy,
+    trust: IssuerTrust,
+    signer: KeyDocumentSigner,
+    clock: Arc<ManualClock>,
+) -> blocking::RecoveryService {
+    blocking::RecoveryService::start(|| async move {
+        RecoveryService::builder(service_config(), signer, trust, store, kek)
+            .rate_policy(rates)
+            .clock(clock)
+            .build()
+            .await
+    })
+    .unwrap()
+}
+
 pub struct World {
+    /// The key-encryption key, as text: a replica is given the same one.
+    pub kek: String,
     pub clock: Arc<ManualClock>,
-    pub service: RecoveryService,
-    pub audit: Arc<MemoryAuditSink>,
-    pub replay: Arc<MemoryReplayCache>,
-    pub registry: Arc<MemoryDeviceRegistry>,
-    pub rate: Arc<MemoryRateLimiter>,
+    pub service: blocking::RecoveryService,
+    /// The service's state.
+    pub db: Arc<pin_recovery::service::MemoryStore>,
     pub idp: TestIdentityProvider,
     pub trust: ServiceTrust,
     pub keys: SignedKeyDocument,
@@ -80,22 +100,17 @@ impl World {
     pub fn build_for(binding: Binding, rates: RatePolicy, tenant_key: ServicePrivateKey) -> Self {
         let tenant = binding.tenant().to_owned();
         let clock = Arc::new(ManualClock::new(T0));
-        let audit = Arc::new(MemoryAuditSink::new());
-        let replay = Arc::new(MemoryReplayCache::new());
-        let registry = Arc::new(MemoryDeviceRegistry::new());
-        let rate = Arc::new(MemoryRateLimiter::new(rates));
+        let db = Arc::new(pin_recovery::service::MemoryStore::new());
         let idp = TestIdentityProvider::new("https://idp.test").unwrap();
-        let service = RecoveryService::builder(
-            service_config(),
-            KeyDocumentSigner::new(SigningKey::generate().unwrap()),
+        let kek = KeyEncryptionKey::generate().unwrap().to_hex().to_string();
+        let service = start_service(
+            db.clone(),
+            KeyEncryptionKey::from_text(&kek).unwrap(),
+            rates,
             IssuerTrust::new().trust(tenant.clone(), idp.trusted_issuer().unwrap()),
-            audit.clone(),
-        )
-        .replay_cache(replay.clone())
-        .registry(registry.clone())
-        .rate_limiter(rate.clone())
-        .clock(clock.clone())
-        .build();
+            KeyDocumentSigner::new(SigningKey::generate().unwrap()),
+            clock.clone(),
+        );
         service.add_current_key(&tenant, tenant_key).unwrap();
         let keys = service.key_document(&tenant).unwrap();
         let trust = ServiceTrust {
@@ -121,12 +136,10 @@ impl World {
             .enrol(&binding, &Pin::new(PIN), Some(&keys))
             .unwrap();
         let w = World {
+            kek,
             clock,
             service,
-            audit,
-            replay,
-            registry,
-            rate,
+            db,
             idp,
             trust,
             keys,
@@ -180,9 +193,45 @@ impl World {
         (req, reset)
     }
 
+    /// A second service over the same store (a replica), built by `edit`.
+    pub fn replica(
+        &self,
+        edit: impl FnOnce(
+            pin_recovery::service::RecoveryServiceBuilder,
+        ) -> pin_recovery::service::RecoveryServiceBuilder,
+    ) -> blocking::RecoveryService {
+        let (db, kek, clock) = (self.db.clone(), self.kek.clone(), self.clock.clone());
+        let trust =
+            IssuerTrust::new().trust(self.binding.tenant(), self.idp.trusted_issuer().unwrap());
+        blocking::RecoveryService::start(|| async move {
+            let b = RecoveryService::builder(
+                service_config(),
+                KeyDocumentSigner::new(SigningKey::generate().unwrap()),
+                trust,
+                db,
+                KeyEncryptionKey::from_text(&kek).unwrap(),
+            )
+            .clock(clock);
+            edit(b).build().await
+        })
+        .unwrap()
+    }
+
+    /// The service's audit log.
+    pub fn events(&self) -> Vec<AuditEvent> {
+        self.db.events()
+    }
+
+    /// The service's record of `device` of the world's tenant.
+    pub fn device_record(&self, device: &str) -> Option<DeviceRecord> {
+        self.service
+            .block_on(self.db.device(self.binding.tenant(), device))
+            .unwrap()
+    }
+
     /// How many secrets the service has released so far (from its audit log).
     pub fn releases(&self) -> usize {
-        self.audit
+        self.db
             .events()
             .iter()
             .filter(|e| e.outcome == pin_recovery::service::AuditOutcome::Released)
@@ -234,25 +283,8 @@ impl World {
 
     /// Everything a refusal must leave untouched, on both sides.
     pub fn snapshot(&self) -> Snapshot {
-        use pin_recovery::service::{DeviceRegistry, RateLimiter};
-        use pin_recovery::service::{RateKey, RateScope};
-        let b = &self.binding;
-        let keys = [
-            RateKey {
-                scope: RateScope::User,
-                tenant: b.tenant().into(),
-                id: b.user().into(),
-            },
-            RateKey {
-                scope: RateScope::Device,
-                tenant: b.tenant().into(),
-                id: b.device().into(),
-            },
-        ];
         Snapshot {
-            replay_len: self.replay.len(),
-            record: self.registry.get(b.tenant(), b.device()).unwrap(),
-            rate: self.rate.check(&keys, self.clock.now()).unwrap(),
+            service: self.db.snapshot(),
             container: pin_recovery::client::ContainerStore::load(&self.store).unwrap(),
         }
     }
@@ -260,9 +292,7 @@ impl World {
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Snapshot {
-    pub replay_len: usize,
-    pub record: Option<pin_recovery::service::DeviceRecord>,
-    pub rate: Option<(pin_recovery::service::RateScope, u64)>,
+    pub service: MemorySnapshot,
     pub container: Option<Vec<u8>>,
 }
 
