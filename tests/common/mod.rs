@@ -1,6 +1,7 @@
 //! Shared by the integration tests: hex, file paths and a strict tally of vector cases.
 #![allow(dead_code)]
 
+pub mod backends;
 pub mod world;
 
 use std::collections::BTreeMap;
