@@ -166,6 +166,7 @@ impl RecoveryServiceBuilder {
             audit_failures: AtomicU64::new(0),
             mirror_failures: AtomicU64::new(0),
             notifier_failures: AtomicU64::new(0),
+            last_purge: AtomicU64::new(0),
         })
     }
 }
@@ -186,7 +187,12 @@ pub struct RecoveryService {
     audit_failures: AtomicU64,
     mirror_failures: AtomicU64,
     pub(super) notifier_failures: AtomicU64,
+    /// When this replica last purged expired state (clock seconds).
+    last_purge: AtomicU64,
 }
+
+/// How often a replica purges expired state on its own, in seconds.
+const PURGE_INTERVAL: u64 = 3600;
 
 pub(super) fn lock_failed<T>(_: T) -> ServiceError {
     ServiceError::Unavailable(StorageFailure::new("lock the issuer trust (poisoned)"))
@@ -401,8 +407,8 @@ impl RecoveryService {
     }
 
     /// Forgets what no longer matters: spent assertion ids past their expiry and rate
-    /// slots older than the longest window. Run it now and then (any replica may).
-    /// Returns how many entries went.
+    /// slots older than the longest window. Each replica runs it on its own at most once
+    /// an hour, after a release; call it to run it now. Returns how many entries went.
     ///
     /// # Errors
     /// [`ServiceError::Unavailable`].
@@ -411,6 +417,21 @@ impl RecoveryService {
             .store
             .purge(self.clock.now(), self.rates.max_window())
             .await?)
+    }
+
+    /// Purges if this replica has not for [`PURGE_INTERVAL`]; a failure waits for the
+    /// next interval (the state stays correct, only larger).
+    pub(super) async fn purge_now_and_then(&self, now: u64) {
+        let last = self.last_purge.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < PURGE_INTERVAL
+            || self
+                .last_purge
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let _ = self.store.purge(now, self.rates.max_window()).await;
     }
 
     /// The registered device of `binding`, if `signature` over `signed` is its device

@@ -69,6 +69,7 @@ impl RecoveryService {
             Ok((response, event)) => {
                 self.mirror(&event);
                 self.notify(&trace, &event).await;
+                self.purge_now_and_then(event.time).await;
                 Ok(response)
             }
             Err(refusal) => Err(self.refuse(&trace, refusal).await),
