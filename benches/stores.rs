@@ -49,7 +49,6 @@ struct Rig {
     idp: TestIdentityProvider,
     clock: Arc<ManualClock>,
     binding: Binding,
-    device_key: SigningKey,
     container: Container<MemoryStore>,
 }
 
@@ -82,26 +81,26 @@ impl Rig {
             .add_current_key("contoso", ServicePrivateKey::generate_p256().unwrap())
             .unwrap();
         let binding = Binding::new("contoso", "alice", "LAPTOP-1").unwrap();
-        let device_key = SigningKey::generate().unwrap();
-        service
-            .register_device("contoso", "LAPTOP-1", "alice", *device_key.verifying_key())
-            .unwrap();
         let container = Container::with_clock(
             MemoryStore::new(),
             world::test_policy(true),
             Some(ServiceTrust {
-                signing_key: *service.signing_key(),
+                key_document_key: *service.key_document_key(),
             }),
             clock.clone(),
         );
         let keys = service.key_document("contoso").unwrap();
-        container
+        let enrolment = container
             .enrol(&binding, &Pin::new(world::PIN), Some(&keys))
             .unwrap();
-        let reg = container
-            .pending_registration(&device_key)
-            .unwrap()
+        service
+            .register_device(
+                &binding,
+                enrolment.device_public_key,
+                &RequestContext::default(),
+            )
             .unwrap();
+        let reg = container.pending_registration().unwrap().unwrap();
         service
             .register_envelope(&reg, &RequestContext::default())
             .unwrap();
@@ -114,7 +113,6 @@ impl Rig {
             idp,
             clock,
             binding,
-            device_key,
             container,
         }
     }
@@ -130,7 +128,7 @@ impl Rig {
                 self.clock.now(),
             )
             .unwrap();
-        p.request(&a, &self.device_key).unwrap().to_json()
+        p.request(&a).unwrap().to_json()
     }
 
     /// `n` release commits one after another, each timed: the latencies, sorted.

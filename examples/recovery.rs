@@ -65,45 +65,35 @@ fn main() -> Result<()> {
     ));
     let keys = service.key_document("contoso")?;
     let trust = ServiceTrust {
-        signing_key: *service.signing_key(),
+        key_document_key: *service.key_document_key(),
     };
     say(format!(
-        "signed key document: {} bytes of ES256 JWS; devices pin signing key {}",
+        "signed key document: {} bytes of ES256 JWS; devices pin its verifying key {}",
         keys.as_str().len(),
-        short(trust.signing_key.to_sec1())
+        short(trust.key_document_key.to_sec1())
     ));
 
-    step(
-        2,
-        "Device registration: the identity provider records the device key",
-    );
+    step(2, "Enrolment with PIN recovery enabled by policy");
     let alice = Binding::new("contoso", "alice@contoso.example", "LAPTOP-7F3K")?;
-    let device_key = SigningKey::generate()?;
-    service.register_device(
-        alice.tenant(),
-        alice.device(),
-        alice.user(),
-        *device_key.verifying_key(),
-    )?;
-    say(format!(
-        "device {} of {} registered with device key {}",
-        alice.device(),
-        alice.user(),
-        short(device_key.verifying_key().to_sec1())
-    ));
-
-    step(3, "Enrolment with PIN recovery enabled by policy");
     let policy = ContainerPolicy {
         recovery_enabled: true,
         ..ContainerPolicy::default()
     };
-    let store = FileStore::new(dir.join("alice.container"));
-    let container = Container::new(store, policy, Some(trust.clone()));
+    let container_file = dir.join("alice.container");
+    let container = Container::new(
+        FileStore::new(&container_file),
+        policy.clone(),
+        Some(trust.clone()),
+    );
     let enrolment = container.enrol(&alice, &Pin::new("482913"), Some(&keys))?;
     let credential = enrolment.credential_public_key;
     say(format!(
         "credential key created; its public key {} is registered with the identity provider",
         short(credential.to_sec1())
+    ));
+    say(format!(
+        "device key created with the container: {} (it signs the device's recovery requests)",
+        short(enrolment.device_public_key.to_sec1())
     ));
     let envelope = enrolment
         .envelope
@@ -115,12 +105,26 @@ fn main() -> Result<()> {
         envelope.key_id()
     ));
     say("the device keeps only the envelope; the secret itself was wiped after wrapping the container key");
+
+    step(
+        3,
+        "Device registration with the service, then the envelope's registration",
+    );
+    service.register_device(&alice, enrolment.device_public_key, &ctx())?;
+    say(format!(
+        "device {} of {} registered (by the identity provider's provisioning) with its device key",
+        alice.device(),
+        alice.user()
+    ));
     let registration = container
-        .pending_registration(&device_key)?
+        .pending_registration()?
         .ok_or("registration is pending")?;
     service.register_envelope(&registration, &ctx())?;
     container.confirm_registration(envelope.envelope_id())?;
     say("envelope registered with the service");
+    let backup = dir.join("alice.container.backup");
+    std::fs::copy(&container_file, &backup)?;
+    say("(a disk backup of the device is taken now)");
 
     step(4, "Sign-in with the PIN");
     let challenge = b"identity-provider nonce 1";
@@ -157,7 +161,7 @@ fn main() -> Result<()> {
         "identity provider issued an ES256 assertion (amr: pwd, mfa), {} bytes",
         assertion.len()
     ));
-    let request = pending.request(&assertion, &device_key)?;
+    let request = pending.request(&assertion)?;
     let request_json = request.to_json();
     say(format!("request signed by the device key: {} bytes of JSON (envelope, one-time key, assertion, signature)", request_json.len()));
 
@@ -177,7 +181,7 @@ fn main() -> Result<()> {
     say("set the new PIN, sealed a NEW recovery secret to the current key, wiped the old one");
     say(format!("new envelope {}", reset.envelope.envelope_id()));
     let registration = container
-        .pending_registration(&device_key)?
+        .pending_registration()?
         .ok_or("registration is pending")?;
     service.register_envelope(&registration, &ctx())?;
     container.confirm_registration(reset.envelope.envelope_id())?;
@@ -206,28 +210,16 @@ fn main() -> Result<()> {
         }
         other => return Err(format!("replay should fail: {other:?}").into()),
     }
-    let mut stale = pin_recovery::client::PendingRecovery::for_envelope(envelope.clone())?;
+    // Someone restores the backup (with its device key) and has the user's MFA.
+    let restored = Container::new(FileStore::new(&backup), policy.clone(), Some(trust.clone()));
+    let mut stale = restored.begin_recovery()?;
     let fresh = idp.mfa_assertion(AUDIENCE, &alice, stale.mfa_nonce(), clock.now())?;
-    match service.handle(&stale.request(&fresh, &device_key)?, &ctx()) {
-        Err(ServiceError::StaleEnvelope) => say("the OLD envelope (say, from a backup) with fresh MFA: refused, not the registered envelope"),
+    match service.handle(&stale.request(&fresh)?, &ctx()) {
+        Err(ServiceError::StaleEnvelope) => {
+            say("the backup's OLD envelope, signed by the backup's device key, with fresh MFA: refused");
+            say("(nor can the backup register it again: replacing the registered envelope needs a proof of its secret)");
+        }
         other => return Err(format!("stale envelope should fail: {other:?}").into()),
-    }
-    // The backup's holder tries to make its old envelope the registered one again.
-    let backup = Container::new(
-        pin_recovery::client::MemoryStore::new(),
-        ContainerPolicy {
-            recovery_enabled: true,
-            ..ContainerPolicy::default()
-        },
-        Some(trust.clone()),
-    );
-    let _ = backup.enrol(&alice, &Pin::new("000000"), Some(&keys))?;
-    let forged = backup
-        .pending_registration(&device_key)?
-        .ok_or("registration is pending")?;
-    match service.register_envelope(&forged, &ctx()) {
-        Err(ServiceError::RegistrationConflict) => say("another copy of the container registering its envelope: refused; only the holder of the registered envelope's secret can replace it"),
-        other => return Err(format!("forged registration should fail: {other:?}").into()),
     }
 
     step(11, "The service restarts: nothing is forgotten");
@@ -258,7 +250,7 @@ fn main() -> Result<()> {
         resealed.envelope_id()
     ));
     let registration = container
-        .pending_registration(&device_key)?
+        .pending_registration()?
         .ok_or("registration is pending")?;
     service.register_envelope(&registration, &ctx())?;
     container.confirm_registration(resealed.envelope_id())?;

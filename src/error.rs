@@ -104,6 +104,15 @@ pub enum DecodeError {
         /// What was wrong, in words.
         reason: &'static str,
     },
+    /// A JSON message that does not parse as the message it should be (bad syntax, a
+    /// missing, unknown or duplicate field, a value of the wrong type), at the parser's
+    /// position (from 1). The input itself is never quoted.
+    BadJson {
+        /// The line.
+        line: usize,
+        /// The column.
+        column: usize,
+    },
 }
 
 impl fmt::Display for DecodeError {
@@ -123,6 +132,12 @@ impl fmt::Display for DecodeError {
             DecodeError::BadText { field } => write!(f, "field {field} is not valid text"),
             DecodeError::BadBase64 => f.write_str("not canonical unpadded base64url"),
             DecodeError::BadDocument { reason } => write!(f, "malformed document: {reason}"),
+            DecodeError::BadJson { line, column } => {
+                write!(
+                    f,
+                    "not the expected JSON message (line {line}, column {column})"
+                )
+            }
         }
     }
 }

@@ -39,11 +39,13 @@ pub use error::{BindingError, DecodeError, Error, KeyError, Unsupported};
 pub use keys::{
     KeyId, ServicePrivateKey, ServicePublicKey, SigningKey, VerifyingKey, RSA_KEY_BITS,
 };
+pub use protocol::device::DeviceRegistration;
 pub use protocol::json::{MAX_MESSAGE_LEN, WIRE_VERSION};
 pub use protocol::key_document::{
     KeyDocument, KeyDocumentError, KeyDocumentSigner, PublishedKey, PublishedStatus,
     SignedKeyDocument, KEY_DOCUMENT_TYPE, MAX_KEY_DOCUMENT_LEN,
 };
+pub use protocol::refusal::{Advice, Refusal, RefusalCode};
 pub use protocol::registration::EnvelopeRegistration;
 pub use protocol::request::{mfa_nonce, RecoveryRequest, MAX_ASSERTION_LEN};
 pub use protocol::response::{RecoveryResponse, SEALED_SECRET_LEN};

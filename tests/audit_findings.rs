@@ -11,7 +11,7 @@ use std::sync::Arc;
 use base64::Engine;
 use common::world::{pin, signed_registration, World, AUDIENCE, T0};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use pin_recovery::client::{ClientError, Container, MemoryStore, PendingRecovery};
+use pin_recovery::client::{ClientError, Container, MemoryStore};
 use pin_recovery::service::{
     AssertionAlgorithm, AuditEvent, AuditOutcome, AuditSink, ClaimNames, IssuerTrust, RatePolicy,
     ResetNotifier, ServiceError, SinkError, TrustedIssuer,
@@ -372,7 +372,7 @@ fn finding_3_a_full_old_backup_with_fresh_mfa_can_neither_reregister_nor_recover
         .idp
         .mfa_assertion(AUDIENCE, &w.binding, p.mfa_nonce(), w.clock.now())
         .unwrap();
-    let req = p.request(&a, &w.device_key).unwrap();
+    let req = p.request(&a).unwrap();
     assert_eq!(
         w.service.handle(&req, &World::ctx()),
         Err(ServiceError::StaleEnvelope)
@@ -418,7 +418,7 @@ fn finding_3_a_full_old_backup_with_fresh_mfa_can_neither_reregister_nor_recover
         .idp
         .mfa_assertion(AUDIENCE, &w.binding, p.mfa_nonce(), w.clock.now())
         .unwrap();
-    let req = p.request(&a, &w.device_key).unwrap();
+    let req = p.request(&a).unwrap();
     assert_eq!(
         w.service.handle(&req, &World::ctx()),
         Err(ServiceError::StaleEnvelope)
@@ -448,11 +448,7 @@ fn finding_3_the_device_proves_the_current_secret_when_it_reseals() {
         .sign_in(&pin(common::world::PIN), b"c", Some(&keys))
         .unwrap();
     let resealed = signed.resealed.unwrap();
-    let reg = w
-        .container
-        .pending_registration(&w.device_key)
-        .unwrap()
-        .unwrap();
+    let reg = w.container.pending_registration().unwrap().unwrap();
     assert!(reg.proof().is_some());
     // The proof covers exactly this registration: moved onto another envelope, it fails.
     let other = w
@@ -501,14 +497,14 @@ fn finding_4_unknown_devices_and_bad_signatures_look_alike() {
         .keys_current_public()
         .seal(&RecoverySecret::generate().unwrap(), &ghost)
         .unwrap();
-    let mut p = PendingRecovery::for_envelope(env).unwrap();
+    let mut p = w.pending_for(env);
     let a = w
         .idp
         .mfa_assertion(AUDIENCE, &ghost, p.mfa_nonce(), w.clock.now())
         .unwrap();
     let unknown = w
         .service
-        .handle(&p.request(&a, &w.device_key).unwrap(), &World::ctx())
+        .handle(&p.request(&a).unwrap(), &World::ctx())
         .unwrap_err();
     let unknown_reason = w.events().last().unwrap().reason.clone();
     assert_eq!(bad, ServiceError::DeviceNotAuthenticated);
@@ -571,11 +567,7 @@ fn finding_5_no_release_and_no_registration_unless_the_store_records_it_with_its
         .unwrap();
     // A registration whose swap and event cannot be recorded changes nothing.
     w.db.fail_write(Some("swap the registered envelope"));
-    let reg = w
-        .container
-        .pending_registration(&w.device_key)
-        .unwrap()
-        .unwrap();
+    let reg = w.container.pending_registration().unwrap().unwrap();
     let before = w.snapshot();
     assert!(matches!(
         w.service.register_envelope(&reg, &World::ctx()),
@@ -629,7 +621,7 @@ fn finding_5_a_failing_notifier_or_mirror_does_not_block_a_release_but_is_counte
     let outcomes: Vec<_> = w
         .events()
         .iter()
-        .skip(1) // the world's own registration
+        .skip(2) // the world's own device and envelope registrations
         .map(|e| (e.outcome, e.reason.clone()))
         .collect();
     assert_eq!(
@@ -710,12 +702,12 @@ fn finding_7_an_overlong_assertion_is_a_typed_error_not_a_panic() {
     let mut p = w.container.begin_recovery().unwrap();
     for len in [8 * 1024 + 1, 70_000] {
         assert_eq!(
-            p.request(&"a".repeat(len), &w.device_key).unwrap_err(),
+            p.request(&"a".repeat(len)).unwrap_err(),
             ClientError::BadAssertion(DecodeError::TooLong { max: 8 * 1024 })
         );
     }
     assert!(matches!(
-        p.request("not a jws!", &w.device_key).unwrap_err(),
+        p.request("not a jws!").unwrap_err(),
         ClientError::BadAssertion(DecodeError::BadDocument { .. })
     ));
 }

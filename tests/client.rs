@@ -221,7 +221,7 @@ fn property_4_old_secret_no_longer_unlocks() {
         store.clone(),
         test_policy(true),
         Some(ServiceTrust {
-            signing_key: *signer.verifying_key(),
+            key_document_key: *signer.verifying_key(),
         }),
         clock,
     );
@@ -384,18 +384,21 @@ fn key_documents_unsigned_expired_wrong_tenant_and_rolled_back_are_refused() {
     };
     c.enrol(&b, &pin(PIN), Some(&newer)).unwrap();
     let before = stored(&store);
-    assert_eq!(
-        c.sign_in(&pin(PIN), b"c", Some(&w.keys)).unwrap_err(),
-        ClientError::KeyDocument(KeyDocumentError::RolledBack {
-            serial: 1,
-            last_seen: 2
-        })
-    );
+    let rolled_back = ClientError::KeyDocument(KeyDocumentError::RolledBack {
+        serial: 1,
+        last_seen: 2,
+    });
+    assert_eq!(c.check_key_document(&w.keys).unwrap_err(), rolled_back);
+    // The PIN still works; the refused document is reported beside the signature.
+    let signed = c.sign_in(&pin(PIN), b"c", Some(&w.keys)).unwrap();
+    assert_eq!(signed.key_document_refused, Some(rolled_back));
+    assert!(signed.resealed.is_none());
     assert_eq!(
         stored(&store),
         before,
         "a refused key document changes nothing"
     );
+    assert!(c.check_key_document(&newer).is_ok());
 }
 
 fn base64url(b: &[u8]) -> String {
@@ -501,11 +504,7 @@ fn tampered_or_truncated_state_is_a_typed_error() {
 #[test]
 fn registration_confirmation_only_for_the_current_envelope() {
     let w = World::new();
-    assert!(w
-        .container
-        .pending_registration(&w.device_key)
-        .unwrap()
-        .is_none());
+    assert!(w.container.pending_registration().unwrap().is_none());
     let before = stored(&w.store);
     assert_eq!(
         w.container

@@ -72,7 +72,6 @@ struct Rig {
     idp_key: Vec<u8>,
     clock: Arc<ManualClock>,
     binding: Binding,
-    device_key: SigningKey,
     container: Container<MemoryStore>,
 }
 
@@ -81,7 +80,7 @@ impl Rig {
         let clock = Arc::new(ManualClock::new(T0));
         let signer = SigningKey::generate().unwrap();
         let trust = ServiceTrust {
-            signing_key: *signer.verifying_key(),
+            key_document_key: *signer.verifying_key(),
         };
         Rig {
             kek: KeyEncryptionKey::generate().unwrap().to_hex().to_string(),
@@ -93,7 +92,6 @@ impl Rig {
                 .to_vec(),
             clock: clock.clone(),
             binding: Binding::new("contoso", "alice", "LAPTOP-1").unwrap(),
-            device_key: SigningKey::generate().unwrap(),
             container: Container::with_clock(
                 MemoryStore::new(),
                 test_policy(true),
@@ -149,28 +147,20 @@ impl Rig {
             .add_current_key("contoso", ServicePrivateKey::generate_p256().unwrap())
             .await
             .unwrap();
-        service
-            .register_device(
-                "contoso",
-                "LAPTOP-1",
-                "alice",
-                *self.device_key.verifying_key(),
-            )
-            .await
-            .unwrap();
         let keys = service.key_document("contoso").await.unwrap();
-        self.container
+        let enrolment = self
+            .container
             .enrol(&self.binding, &DevicePin::new(PIN), Some(&keys))
+            .unwrap();
+        service
+            .register_device(&self.binding, enrolment.device_public_key, &ctx())
+            .await
             .unwrap();
         self.register(service).await;
     }
 
     async fn register(&self, service: &RecoveryService) {
-        let reg = self
-            .container
-            .pending_registration(&self.device_key)
-            .unwrap()
-            .unwrap();
+        let reg = self.container.pending_registration().unwrap().unwrap();
         service.register_envelope(&reg, &ctx()).await.unwrap();
         self.container
             .confirm_registration(reg.envelope().envelope_id())
@@ -183,7 +173,7 @@ impl Rig {
             .idp()
             .mfa_assertion(AUDIENCE, &self.binding, p.mfa_nonce(), self.clock.now())
             .unwrap();
-        let req = p.request(&a, &self.device_key).unwrap();
+        let req = p.request(&a).unwrap();
         (req, p)
     }
 }

@@ -95,7 +95,7 @@ fn write_fuzz_seeds() {
         store.clone(),
         common::world::test_policy(true),
         Some(ServiceTrust {
-            signing_key: *other.verifying_key(),
+            key_document_key: *other.verifying_key(),
         }),
         clock,
     );
@@ -110,7 +110,7 @@ fn write_fuzz_seeds() {
     c2.enrol(&binding, &Pin::new("482913"), None).unwrap();
     write("container_state", "plain", &plain.load().unwrap().unwrap());
 
-    let reg = c.pending_registration(&other).unwrap().unwrap();
+    let reg = c.pending_registration().unwrap().unwrap();
     write("response_json", "registration", &reg.to_json());
     let fuzz_binding =
         Binding::new("contoso.example", "alice@contoso.example", "LAPTOP-7F3K").unwrap();
@@ -121,12 +121,12 @@ fn write_fuzz_seeds() {
             &fuzz_binding,
         )
         .unwrap();
-    let mut pending = pin_recovery::client::PendingRecovery::for_envelope(env).unwrap();
+    let mut pending = pin_recovery::client::PendingRecovery::for_envelope(env, other).unwrap();
     let idp = pin_recovery::testkit::TestIdentityProvider::new("https://idp.test").unwrap();
     let assertion = idp
         .mfa_assertion("svc", &fuzz_binding, pending.mfa_nonce(), 1_790_000_000)
         .unwrap();
-    let request: RecoveryRequest = pending.request(&assertion, &other).unwrap();
+    let request: RecoveryRequest = pending.request(&assertion).unwrap();
     write(
         "request_json",
         "signed-by-registered-device",

@@ -8,7 +8,7 @@ mod common;
 
 use common::world::{pin, World, AUDIENCE};
 use pin_recovery::__internal::open_probe_counts;
-use pin_recovery::client::{ClientError, PendingRecovery};
+use pin_recovery::client::ClientError;
 use pin_recovery::service::ServiceError;
 use pin_recovery::{Binding, Clock, Envelope, Error, RecoveryResponse, ServicePrivateKey};
 
@@ -66,13 +66,13 @@ fn envelope_in_request_negatives(w: &World) -> usize {
             refused += 1;
             continue;
         };
-        let mut pending = PendingRecovery::for_envelope(flipped.clone()).unwrap();
+        let mut pending = w.pending_for(flipped.clone());
         let binding = flipped.binding().clone();
         let a = w
             .idp
             .mfa_assertion(AUDIENCE, &binding, pending.mfa_nonce(), w.clock.now())
             .unwrap();
-        let req = pending.request(&a, &w.device_key).unwrap();
+        let req = pending.request(&a).unwrap();
         match w.service.handle(&req, &World::ctx()) {
             Err(
                 e @ (ServiceError::DeviceNotAuthenticated

@@ -36,7 +36,6 @@ struct Rig {
     trust: ServiceTrust,
     keys: SignedKeyDocument,
     binding: Binding,
-    device_key: SigningKey,
     /// PINs used in turn, so that each reset sets a new one.
     pins: AtomicUsize,
 }
@@ -77,28 +76,27 @@ impl Rig {
             .add_current_key("t", ServicePrivateKey::generate_p256().unwrap())
             .unwrap();
         let binding = Binding::new("t", "u", "d").unwrap();
-        let device_key = SigningKey::generate().unwrap();
-        service
-            .register_device("t", "d", "u", *device_key.verifying_key())
-            .unwrap();
         let rig = Rig {
             dir: tempfile::tempdir().unwrap(),
             clock,
             keys: service.key_document("t").unwrap(),
             trust: ServiceTrust {
-                signing_key: *service.signing_key(),
+                key_document_key: *service.key_document_key(),
             },
             service,
             db,
             idp,
             binding,
-            device_key,
             pins: AtomicUsize::new(0),
         };
         let c = rig.clean();
-        c.enrol(&rig.binding, &Pin::new(PINS[0]), Some(&rig.keys))
+        let enrolment = c
+            .enrol(&rig.binding, &Pin::new(PINS[0]), Some(&rig.keys))
             .unwrap();
-        let reg = c.pending_registration(&rig.device_key).unwrap().unwrap();
+        rig.service
+            .register_device(&rig.binding, enrolment.device_public_key, &ctx())
+            .unwrap();
+        let reg = c.pending_registration().unwrap().unwrap();
         rig.service.register_envelope(&reg, &ctx()).unwrap();
         c.confirm_registration(reg.envelope().envelope_id())
             .unwrap();
@@ -150,9 +148,7 @@ impl Rig {
             .idp
             .mfa_assertion(AUDIENCE, &self.binding, p.mfa_nonce(), self.clock.now())
             .unwrap();
-        let req = p
-            .request(&a, &self.device_key)
-            .map_err(|e| format!("request: {e}"))?;
+        let req = p.request(&a).map_err(|e| format!("request: {e}"))?;
         let resp = self
             .service
             .handle(&req, &ctx())
@@ -165,7 +161,7 @@ impl Rig {
     /// with MFA, then register the new envelope. Returns the new PIN.
     fn user_recovers(&self) -> Result<Pin, String> {
         let c = self.clean();
-        if let Some(reg) = c.pending_registration(&self.device_key).unwrap() {
+        if let Some(reg) = c.pending_registration().unwrap() {
             if self.service.register_envelope(&reg, &ctx()).is_ok() {
                 c.confirm_registration(reg.envelope().envelope_id())
                     .map_err(|e| format!("confirm: {e}"))?;
@@ -176,7 +172,7 @@ impl Rig {
         let reset = c
             .complete_recovery(p, &resp, &pin, &self.keys)
             .map_err(|e| format!("reset: {e}"))?;
-        let reg = c.pending_registration(&self.device_key).unwrap().unwrap();
+        let reg = c.pending_registration().unwrap().unwrap();
         assert_eq!(reg.envelope(), &reset.envelope);
         match self.service.register_envelope(&reg, &ctx()) {
             Ok(()) => c
@@ -221,7 +217,7 @@ fn cycle(rig: &Rig, c: &Container<FileStore>, mode: Registration) {
     let (p, resp) = rig.release(c).unwrap();
     let pin = rig.next_pin();
     c.complete_recovery(p, &resp, &pin, &rig.keys).unwrap();
-    let reg = c.pending_registration(&rig.device_key).unwrap().unwrap();
+    let reg = c.pending_registration().unwrap().unwrap();
     match mode {
         Registration::Confirmed => {
             rig.service.register_envelope(&reg, &ctx()).unwrap();
@@ -307,7 +303,7 @@ fn finding_9_the_old_envelope_keeps_working_until_the_new_one_is_confirmed() {
         .unwrap();
     // The registration is refused: the device still recovers with the old envelope.
     rig.db.fail_write(Some(SWAP));
-    let reg = c.pending_registration(&rig.device_key).unwrap().unwrap();
+    let reg = c.pending_registration().unwrap().unwrap();
     assert!(rig.service.register_envelope(&reg, &ctx()).is_err());
     let (p, resp) = rig.release(&c).unwrap();
     assert_eq!(
@@ -321,7 +317,7 @@ fn finding_9_the_old_envelope_keeps_working_until_the_new_one_is_confirmed() {
     // The registration goes through now; the answer is lost. Recovering without sending
     // the pending registration first costs an MFA but nothing else (no release, nothing
     // spent); sending it, as the docs say, recovers.
-    let reg = c.pending_registration(&rig.device_key).unwrap().unwrap();
+    let reg = c.pending_registration().unwrap().unwrap();
     rig.service.register_envelope(&reg, &ctx()).unwrap();
     let releases = rig.releases();
     assert!(matches!(
@@ -380,7 +376,7 @@ fn finding_8_a_reset_failing_after_the_release_is_retried_without_mfa_or_a_relea
         .unwrap();
     assert_eq!(rig.releases(), releases + 1);
     drop(secret);
-    let reg = c.pending_registration(&rig.device_key).unwrap().unwrap();
+    let reg = c.pending_registration().unwrap().unwrap();
     rig.service.register_envelope(&reg, &ctx()).unwrap();
     c.confirm_registration(reset.envelope.envelope_id())
         .unwrap();

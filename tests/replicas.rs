@@ -273,21 +273,24 @@ fn device_with_requests(
 ) -> Vec<String> {
     let clock = Arc::new(ManualClock::new(T0));
     let binding = Binding::new("contoso", "alice", device).unwrap();
-    let device_key = SigningKey::generate().unwrap();
-    service
-        .register_device("contoso", device, "alice", *device_key.verifying_key())
-        .unwrap();
     let keys = service.key_document("contoso").unwrap();
     let c = Container::with_clock(
         MemoryStore::new(),
         test_policy(true),
         Some(ServiceTrust {
-            signing_key: *service.signing_key(),
+            key_document_key: *service.key_document_key(),
         }),
         clock.clone(),
     );
-    c.enrol(&binding, &Pin::new(PIN), Some(&keys)).unwrap();
-    let reg = c.pending_registration(&device_key).unwrap().unwrap();
+    let enrolment = c.enrol(&binding, &Pin::new(PIN), Some(&keys)).unwrap();
+    service
+        .register_device(
+            &binding,
+            enrolment.device_public_key,
+            &RequestContext::default(),
+        )
+        .unwrap();
+    let reg = c.pending_registration().unwrap().unwrap();
     service
         .register_envelope(&reg, &RequestContext::default())
         .unwrap();
@@ -300,7 +303,7 @@ fn device_with_requests(
             let a = idp
                 .mfa_assertion(AUDIENCE, &binding, p.mfa_nonce(), clock.now())
                 .unwrap();
-            String::from_utf8(p.request(&a, &device_key).unwrap().to_json()).unwrap()
+            String::from_utf8(p.request(&a).unwrap().to_json()).unwrap()
         })
         .collect()
 }
@@ -313,13 +316,13 @@ fn competing_registrations(
     n: usize,
 ) -> Vec<String> {
     let key = SigningKey::generate().unwrap();
-    service
-        .register_device("contoso", device, "alice", *key.verifying_key())
-        .unwrap();
     let binding = Binding::new("contoso", "alice", device).unwrap();
+    service
+        .register_device(&binding, *key.verifying_key(), &RequestContext::default())
+        .unwrap();
     let doc = service.key_document("contoso").unwrap();
     let current = doc
-        .verify(service.signing_key(), "contoso", T0, 0)
+        .verify(service.key_document_key(), "contoso", T0, 0)
         .unwrap()
         .current()
         .unwrap()
@@ -442,8 +445,10 @@ fn rotation_across_replicas() {
     let new_id = newer.key_id();
     a.add_current_key("contoso", newer).unwrap();
     let doc = b.key_document("contoso").unwrap();
-    let verified = doc.verify(b.signing_key(), "contoso", T0, 0).unwrap();
-    let old = before.verify(b.signing_key(), "contoso", T0, 0).unwrap();
+    let verified = doc.verify(b.key_document_key(), "contoso", T0, 0).unwrap();
+    let old = before
+        .verify(b.key_document_key(), "contoso", T0, 0)
+        .unwrap();
     assert_eq!(verified.current().unwrap().key_id(), new_id);
     assert!(verified.serial > old.serial);
     // An envelope sealed to the new key (a device that fetched A's document) opens on B.
@@ -462,7 +467,7 @@ fn rotation_across_replicas() {
     let listed: Vec<_> = b
         .key_document("contoso")
         .unwrap()
-        .verify(b.signing_key(), "contoso", T0, 0)
+        .verify(b.key_document_key(), "contoso", T0, 0)
         .unwrap()
         .keys
         .iter()

@@ -64,7 +64,7 @@ fn request_with(
         .mfa_claims(AUDIENCE, &w.binding, pending.mfa_nonce(), w.clock.now());
     edit(&mut claims);
     let assertion = w.idp.sign(&claims).unwrap();
-    pending.request(&assertion, &w.device_key).unwrap()
+    pending.request(&assertion).unwrap()
 }
 
 #[test]
@@ -106,7 +106,7 @@ fn property_3_another_ephemeral_key_cannot_open_the_answer() {
         .idp
         .mfa_assertion(AUDIENCE, &w.binding, other.mfa_nonce(), w.clock.now())
         .unwrap();
-    other.request(&assertion, &w.device_key).unwrap();
+    other.request(&assertion).unwrap();
     let before = w.snapshot();
     assert_eq!(
         w.container
@@ -208,7 +208,7 @@ fn no_mfa_wrong_audience_nonce_and_issuer() {
 /// Builds a request around an arbitrary token (properly signed by the device).
 fn request_with_token(w: &World, token: &str) -> RecoveryRequest {
     let mut pending = w.container.begin_recovery().unwrap();
-    pending.request(token, &w.device_key).unwrap()
+    pending.request(token).unwrap()
 }
 
 #[test]
@@ -314,14 +314,17 @@ fn tampered_requests_and_bad_device_signatures() {
     );
 
     // Signed by a key that is not the registered device key.
-    let mut pending = w.container.begin_recovery().unwrap();
+    let envelope = w.container.begin_recovery().unwrap().envelope().clone();
+    let mut pending = pin_recovery::client::PendingRecovery::for_envelope(
+        envelope,
+        SigningKey::generate().unwrap(),
+    )
+    .unwrap();
     let assertion = w
         .idp
         .mfa_assertion(AUDIENCE, &w.binding, pending.mfa_nonce(), w.clock.now())
         .unwrap();
-    let forged = pending
-        .request(&assertion, &SigningKey::generate().unwrap())
-        .unwrap();
+    let forged = pending.request(&assertion).unwrap();
     assert_refused_as(
         &w,
         &forged,
@@ -348,12 +351,12 @@ fn unknown_device() {
         .public_key()
         .seal(&pin_recovery::RecoverySecret::generate().unwrap(), &other)
         .unwrap();
-    let mut pending = pin_recovery::client::PendingRecovery::for_envelope(env).unwrap();
+    let mut pending = w.pending_for(env);
     let a = w
         .idp
         .mfa_assertion(AUDIENCE, &other, pending.mfa_nonce(), w.clock.now())
         .unwrap();
-    let req = pending.request(&a, &w.device_key).unwrap();
+    let req = pending.request(&a).unwrap();
     assert_refused_as(
         &w,
         &req,
@@ -372,12 +375,12 @@ fn stale_envelope_after_rotation_is_refused_even_with_fresh_mfa() {
         .complete_recovery(pending, &resp, &pin("730145"), &w.keys)
         .unwrap();
     w.register_pending();
-    let mut again = pin_recovery::client::PendingRecovery::for_envelope(old).unwrap();
+    let mut again = w.pending_for(old);
     let a = w
         .idp
         .mfa_assertion(AUDIENCE, &w.binding, again.mfa_nonce(), w.clock.now())
         .unwrap();
-    let stale = again.request(&a, &w.device_key).unwrap();
+    let stale = again.request(&a).unwrap();
     assert_refused(&w, &stale, ServiceError::StaleEnvelope);
 }
 
@@ -406,12 +409,12 @@ fn retired_and_unknown_keys_get_clear_errors() {
         )
         .unwrap();
     let reg_before = w.snapshot();
-    let mut pending = pin_recovery::client::PendingRecovery::for_envelope(env).unwrap();
+    let mut pending = w.pending_for(env);
     let a = w
         .idp
         .mfa_assertion(AUDIENCE, &w.binding, pending.mfa_nonce(), w.clock.now())
         .unwrap();
-    let req = pending.request(&a, &w.device_key).unwrap();
+    let req = pending.request(&a).unwrap();
     assert_refused(&w, &req, ServiceError::StaleEnvelope);
     assert_eq!(w.snapshot(), reg_before);
 }
@@ -434,14 +437,14 @@ fn a_tampered_envelope_is_refused_at_registration_and_release() {
         Err(ServiceError::RegistrationConflict),
         "a first registration while one is registered"
     );
-    let pending_reg = w.container.pending_registration(&w.device_key).unwrap();
+    let pending_reg = w.container.pending_registration().unwrap();
     assert!(pending_reg.is_none());
-    let mut pending = pin_recovery::client::PendingRecovery::for_envelope(env).unwrap();
+    let mut pending = w.pending_for(env);
     let a = w
         .idp
         .mfa_assertion(AUDIENCE, &w.binding, pending.mfa_nonce(), w.clock.now())
         .unwrap();
-    let tampered = pending.request(&a, &w.device_key).unwrap();
+    let tampered = pending.request(&a).unwrap();
     assert_refused(&w, &tampered, ServiceError::StaleEnvelope);
     assert_eq!(w.snapshot(), before);
 }
@@ -541,8 +544,8 @@ fn property_2_concurrent_double_spend_succeeds_exactly_once() {
         .all(|r| r == &Err(ServiceError::AssertionReplayed)));
     assert_eq!(
         w.events().len(),
-        1 + 16,
-        "registration plus one event per request"
+        2 + 16,
+        "the device's and the envelope's registrations, plus one event per request"
     );
 }
 
@@ -554,22 +557,14 @@ fn registration_is_compare_and_swap_and_idempotent() {
     w.container
         .complete_recovery(pending, &resp, &pin("730145"), &w.keys)
         .unwrap();
-    let reg = w
-        .container
-        .pending_registration(&w.device_key)
-        .unwrap()
-        .unwrap();
+    let reg = w.container.pending_registration().unwrap().unwrap();
     assert_eq!(reg.previous(), Some(req.envelope().envelope_id()));
     w.service.register_envelope(&reg, &World::ctx()).unwrap();
     // A retry after a lost acknowledgement succeeds and changes nothing.
     let before = w.snapshot();
     w.service.register_envelope(&reg, &World::ctx()).unwrap();
     assert_eq!(w.snapshot(), before);
-    let again = w
-        .container
-        .pending_registration(&w.device_key)
-        .unwrap()
-        .unwrap();
+    let again = w.container.pending_registration().unwrap().unwrap();
     assert_eq!(
         (again.envelope(), again.previous()),
         (reg.envelope(), reg.previous())
@@ -577,11 +572,7 @@ fn registration_is_compare_and_swap_and_idempotent() {
     w.container
         .confirm_registration(reg.envelope().envelope_id())
         .unwrap();
-    assert!(w
-        .container
-        .pending_registration(&w.device_key)
-        .unwrap()
-        .is_none());
+    assert!(w.container.pending_registration().unwrap().is_none());
     // A registration signed by another key is refused.
     let json = String::from_utf8(reg.to_json()).unwrap();
     let other_sig = base64url(
@@ -636,12 +627,8 @@ fn notifier_fires_on_each_release_and_audit_holds_no_secret() {
     let key = ServicePrivateKey::generate_p256().unwrap();
     service.add_current_key("contoso", key).unwrap();
     let binding = pin_recovery::Binding::new("contoso", "alice", "dev").unwrap();
-    let device = SigningKey::generate().unwrap();
-    service
-        .register_device("contoso", "dev", "alice", *device.verifying_key())
-        .unwrap();
     let trust = pin_recovery::client::ServiceTrust {
-        signing_key: *service.signing_key(),
+        key_document_key: *service.key_document_key(),
     };
     let keys = service.key_document("contoso").unwrap();
     let c = pin_recovery::client::Container::with_clock(
@@ -650,14 +637,17 @@ fn notifier_fires_on_each_release_and_audit_holds_no_secret() {
         Some(trust),
         clock.clone(),
     );
-    c.enrol(&binding, &pin(PIN), Some(&keys)).unwrap();
-    let reg = c.pending_registration(&device).unwrap().unwrap();
+    let enrolment = c.enrol(&binding, &pin(PIN), Some(&keys)).unwrap();
+    service
+        .register_device(&binding, enrolment.device_public_key, &World::ctx())
+        .unwrap();
+    let reg = c.pending_registration().unwrap().unwrap();
     service.register_envelope(&reg, &World::ctx()).unwrap();
     let mut pending = c.begin_recovery().unwrap();
     let a = idp
         .mfa_assertion(AUDIENCE, &binding, pending.mfa_nonce(), clock.now())
         .unwrap();
-    let req = pending.request(&a, &device).unwrap();
+    let req = pending.request(&a).unwrap();
     service.handle(&req, &World::ctx()).unwrap();
     assert_eq!(notes.0.lock().unwrap().len(), 1);
     let _ = service.handle(&req, &World::ctx());
@@ -669,7 +659,11 @@ fn notifier_fires_on_each_release_and_audit_holds_no_secret() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 3);
+    assert_eq!(
+        lines.len(),
+        4,
+        "device and envelope registrations, release, refusal"
+    );
     for l in &lines {
         for field in [
             "time",
@@ -695,4 +689,116 @@ fn notifier_fires_on_each_release_and_audit_holds_no_secret() {
         !log.contains(&req.envelope().to_text()),
         "the envelope is not logged"
     );
+}
+
+#[test]
+fn device_registration_is_explicit_and_audited() {
+    let w = World::new();
+    let b = w.binding.clone();
+    let current = w.device_record("LAPTOP-1").unwrap();
+    // The same registration again: nothing changes.
+    w.service
+        .register_device(&b, current.device_key, &World::ctx())
+        .unwrap();
+    assert_eq!(w.device_record("LAPTOP-1").unwrap(), current);
+    assert_eq!(w.events().last().unwrap().reason, "unchanged");
+    // Another key, without saying so: refused, nothing changes.
+    let new_key = *SigningKey::generate().unwrap().verifying_key();
+    let before = w.snapshot();
+    assert_eq!(
+        w.service.register_device(&b, new_key, &World::ctx()),
+        Err(ServiceError::DeviceAlreadyRegistered)
+    );
+    assert_eq!(
+        w.service
+            .reregister_device(&b, current.device_key, &World::ctx()),
+        Err(ServiceError::DeviceKeyUnchanged),
+        "re-registering needs a new key"
+    );
+    assert_eq!(w.snapshot(), before);
+    // Re-registration, said explicitly (here as the JSON message): the envelope goes,
+    // and the old key no longer authenticates.
+    let message = pin_recovery::DeviceRegistration::new(b.clone(), new_key, true);
+    w.service
+        .register_device_json(&message.to_json(), &World::ctx())
+        .unwrap();
+    let record = w.device_record("LAPTOP-1").unwrap();
+    assert_eq!((record.device_key, record.envelope), (new_key, None));
+    let last = w.events().last().unwrap().clone();
+    assert_eq!(
+        (last.action, last.outcome, last.reason.as_str()),
+        (
+            pin_recovery::service::AuditAction::DeviceRegistration,
+            AuditOutcome::Registered,
+            "replaced"
+        )
+    );
+    assert_eq!(last.device.as_deref(), Some("LAPTOP-1"));
+    let (req, _) = w.request();
+    assert_eq!(
+        w.service.handle(&req, &World::ctx()),
+        Err(ServiceError::DeviceNotAuthenticated)
+    );
+}
+
+#[test]
+fn refusals_cross_the_wire_as_typed_values() {
+    use pin_recovery::{Advice, Refusal, RefusalCode};
+    let w = World::with_rates(RatePolicy {
+        per_user: RateLimit {
+            max: 1,
+            window: 600,
+        },
+        per_device: RateLimit {
+            max: 1,
+            window: 600,
+        },
+    });
+    let (first, _) = w.request();
+    w.service.handle(&first, &World::ctx()).unwrap();
+    let (second, _) = w.request();
+    let error = w.service.handle(&second, &World::ctx()).unwrap_err();
+    // The service's HTTP layer sends this body (and the status, and Retry-After)...
+    let wire = error.refusal();
+    assert_eq!((wire.http_status(), wire.retry_after()), (429, Some(600)));
+    // ...and the device reads back a typed value it can act on.
+    let read = Refusal::from_json(&wire.to_json()).unwrap();
+    assert_eq!(read.code(), &RefusalCode::RateLimited);
+    assert_eq!(read.advice(), Advice::RetryAfter(600));
+    // A replay says: authenticate again. A stale envelope: send the registration.
+    assert_eq!(
+        w.service
+            .handle(&first, &World::ctx())
+            .unwrap_err()
+            .refusal()
+            .advice(),
+        Advice::Reauthenticate
+    );
+    // An outage's refusal carries no internals: not the store's own error.
+    let outage = ServiceError::Unavailable(pin_recovery::service::StorageFailure::with_source(
+        "commit the release",
+        "connection to 10.0.0.5:5432 refused (password for user svc)",
+    ));
+    let body = String::from_utf8(outage.refusal().to_json()).unwrap();
+    assert!(
+        !body.contains("10.0.0.5") && !body.contains("password"),
+        "{body}"
+    );
+    assert_eq!(outage.refusal().http_status(), 503);
+}
+
+#[test]
+fn malformed_json_reports_the_parser_position_never_the_bytes() {
+    let w = World::new();
+    let err = w
+        .service
+        .handle_json(b"{\"version\":1,\n  \"envelope\": tru", &World::ctx())
+        .unwrap_err();
+    match err {
+        ServiceError::MalformedRequest(pin_recovery::DecodeError::BadJson { line, column }) => {
+            assert_eq!((line, column), (2, 17));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!err.to_string().contains("tru"), "{err}");
 }

@@ -11,7 +11,7 @@ use super::error::ClientError;
 use super::policy::{ContainerPolicy, Pin};
 use super::protector::{ContainerKey, PinProtector, RecoveryProtector};
 use super::recovery::PendingRecovery;
-use super::state::{NextEnvelope, Payload, State};
+use super::state::{DeviceScalar, NextEnvelope, Payload, State};
 use super::store::ContainerStore;
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::secret::RecoverySecret;
@@ -24,11 +24,15 @@ use crate::protocol::response::RecoveryResponse;
 
 const SECONDS_PER_DAY: u64 = 86_400;
 
-/// The service a device trusts: the key-document signing key it pins.
+/// The service a device trusts: the public key that signs the service's key documents,
+/// which the device pins. It comes with the device's provisioning (a configuration
+/// profile, or the application itself), never from the network at recovery time:
+/// whoever can swap it can make the device seal its secret to them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceTrust {
-    /// The pinned public key that signs the service's key documents.
-    pub signing_key: VerifyingKey,
+    /// The pinned public key that verifies the service's key documents
+    /// ([`crate::service::RecoveryService::key_document_key`] on the service).
+    pub key_document_key: VerifyingKey,
 }
 
 /// A new container.
@@ -36,6 +40,9 @@ pub struct ServiceTrust {
 pub struct Enrolment {
     /// The credential public key to register with the identity provider.
     pub credential_public_key: VerifyingKey,
+    /// The device key's public half: register it with the recovery service (it signs
+    /// the device's recovery requests and envelope registrations).
+    pub device_public_key: VerifyingKey,
     /// The envelope to register with the recovery service (when recovery is enabled).
     pub envelope: Option<Envelope>,
 }
@@ -48,6 +55,10 @@ pub struct SignIn {
     /// A fresh envelope sealed to the service's current key, when the stored one was
     /// sealed to an older key (or recovery was just enabled): register it.
     pub resealed: Option<Envelope>,
+    /// Why the key document given was not used, if it was refused (expired, rolled
+    /// back, not signed by the pinned key…): the PIN worked regardless; fetch a fresh
+    /// document and sign in with it later to reseal.
+    pub key_document_refused: Option<ClientError>,
 }
 
 /// A completed non-destructive reset.
@@ -111,12 +122,17 @@ impl std::error::Error for RecoveryIncomplete {
     }
 }
 
-/// A completed destructive reset: a new container with a new credential key.
+/// A completed destructive reset: a new container with a new credential key and a new
+/// device key.
 #[derive(Debug)]
 pub struct DestructiveReset {
     /// The NEW credential public key: it must be registered with the identity provider
     /// again, and the old one revoked.
     pub credential_public_key: VerifyingKey,
+    /// The NEW device key: the device must be registered with the recovery service again
+    /// ([`crate::service::RecoveryService::reregister_device`]), so that an old backup's
+    /// device key cannot claim the device's first envelope registration.
+    pub device_public_key: VerifyingKey,
     /// The new envelope, when recovery is enabled.
     pub envelope: Option<Envelope>,
 }
@@ -128,6 +144,8 @@ pub struct ContainerStatus {
     pub identity: Binding,
     /// The credential public key.
     pub credential_public_key: VerifyingKey,
+    /// The device key's public half (what the recovery service knows the device by).
+    pub device_public_key: VerifyingKey,
     /// Failed PIN attempts since the last success.
     pub failed_attempts: u32,
     /// Whether the PIN protector is locked.
@@ -215,6 +233,7 @@ impl<S: ContainerStore> Container<S> {
         Ok(ContainerStatus {
             credential_public_key: VerifyingKey::from_sec1(&s.credential_public)
                 .map_err(|_| ClientError::Tampered)?,
+            device_public_key: *device_key(&s)?.verifying_key(),
             failed_attempts: s.failed_attempts,
             locked_out: s.failed_attempts >= self.limit(),
             recoverable: s.current.is_some() || s.next.is_some(),
@@ -244,6 +263,7 @@ impl<S: ContainerStore> Container<S> {
         self.write(&state)?;
         Ok(Enrolment {
             credential_public_key: credential,
+            device_public_key: *device_key(&state)?.verifying_key(),
             envelope: state.next.map(|n| n.protector.envelope),
         })
     }
@@ -266,6 +286,7 @@ impl<S: ContainerStore> Container<S> {
         self.write(&state)?;
         Ok(DestructiveReset {
             credential_public_key: credential,
+            device_public_key: *device_key(&state)?.verifying_key(),
             envelope: state.next.map(|n| n.protector.envelope),
         })
     }
@@ -294,6 +315,7 @@ impl<S: ContainerStore> Container<S> {
         };
         let mut state = State {
             identity: identity.clone(),
+            device_key: DeviceScalar(SigningKey::generate()?.scalar()),
             credential_public: *public.to_sec1(),
             payload_nonce: [0; 12],
             payload: Vec::new(),
@@ -313,6 +335,19 @@ impl<S: ContainerStore> Container<S> {
         Ok((state, public))
     }
 
+    /// Checks a key document as the container would use it (signed by the pinned key,
+    /// for its tenant, unexpired, not older than the newest it accepted), changing
+    /// nothing: a device can check a document before it asks for a recovery, so that a
+    /// stale one does not cost it the released secret's reset.
+    ///
+    /// # Errors
+    /// [`ClientError::NoServiceTrust`], [`ClientError::KeyDocument`],
+    /// [`ClientError::NotEnrolled`], [`ClientError::CorruptState`].
+    pub fn check_key_document(&self, keys: &SignedKeyDocument) -> Result<KeyDocument, ClientError> {
+        let state = self.load()?;
+        self.verify_keys(&state, keys)
+    }
+
     /// The key document, verified under the pinned key for this container's tenant,
     /// now, and no older than the newest one the container has accepted.
     fn verify_keys(
@@ -322,7 +357,7 @@ impl<S: ContainerStore> Container<S> {
     ) -> Result<KeyDocument, ClientError> {
         let trust = self.trust.as_ref().ok_or(ClientError::NoServiceTrust)?;
         Ok(keys.verify(
-            &trust.signing_key,
+            &trust.key_document_key,
             state.identity.tenant(),
             self.clock.now(),
             state.key_doc_serial,
@@ -401,9 +436,12 @@ impl<S: ContainerStore> Container<S> {
     /// envelope is already waiting for registration: it is registered first. If recovery
     /// was disabled, drops the recovery protectors.
     ///
+    /// A refused key document does not fail the sign-in: it is reported in
+    /// [`SignIn::key_document_refused`].
+    ///
     /// # Errors
     /// [`ClientError::WrongPin`], [`ClientError::LockedOut`],
-    /// [`ClientError::PinExpired`] (after a correct PIN; change it), key-document errors,
+    /// [`ClientError::PinExpired`] (after a correct PIN; change it),
     /// [`ClientError::Store`], [`ClientError::Tampered`].
     pub fn sign_in(
         &self,
@@ -421,29 +459,26 @@ impl<S: ContainerStore> Container<S> {
         }
         let mut resealed = None;
         let mut changed = false;
+        let mut key_document_refused = None;
         match (self.policy.recovery_enabled, keys) {
-            (true, Some(keys)) => {
-                let doc = match self.verify_keys(&state, keys) {
-                    Ok(doc) => doc,
-                    Err(e) => {
-                        self.write(&state)?;
-                        return Err(e);
+            (true, Some(keys)) => match self.verify_keys(&state, keys) {
+                Err(e) => key_document_refused = Some(e),
+                Ok(doc) => {
+                    let wanted = doc.current().map(|k| k.key_id());
+                    if state.next.is_none()
+                        && wanted.is_some()
+                        && wanted != state.current.as_ref().map(|r| r.envelope.key_id())
+                    {
+                        let current_key = match &state.current {
+                            Some(p) => Some(p.registration_key(&unlocked.ck, &state.identity)?),
+                            None => None,
+                        };
+                        self.seal_next(&mut state, &unlocked.ck, &doc, current_key.as_deref())?;
+                        resealed = state.next.as_ref().map(|n| n.protector.envelope.clone());
+                        changed = true;
                     }
-                };
-                let wanted = doc.current().map(|k| k.key_id());
-                if state.next.is_none()
-                    && wanted.is_some()
-                    && wanted != state.current.as_ref().map(|r| r.envelope.key_id())
-                {
-                    let current_key = match &state.current {
-                        Some(p) => Some(p.registration_key(&unlocked.ck, &state.identity)?),
-                        None => None,
-                    };
-                    self.seal_next(&mut state, &unlocked.ck, &doc, current_key.as_deref())?;
-                    resealed = state.next.as_ref().map(|n| n.protector.envelope.clone());
-                    changed = true;
                 }
-            }
+            },
             (false, _) if state.current.is_some() || state.next.is_some() => {
                 state.current = None;
                 state.next = None;
@@ -459,6 +494,7 @@ impl<S: ContainerStore> Container<S> {
         Ok(SignIn {
             signature,
             resealed,
+            key_document_refused,
         })
     }
 
@@ -521,12 +557,13 @@ impl<S: ContainerStore> Container<S> {
     /// [`ClientError::NotEnrolled`], [`ClientError::CorruptState`].
     pub fn begin_recovery(&self) -> Result<PendingRecovery, ClientError> {
         let state = self.load()?;
+        let key = device_key(&state)?;
         let envelope = match (state.current, state.next) {
             (Some(current), _) => current.envelope,
             (None, Some(next)) => next.protector.envelope,
             (None, None) => return Err(ClientError::RecoveryDisabled),
         };
-        PendingRecovery::for_envelope(envelope)
+        PendingRecovery::for_envelope(envelope, key)
     }
 
     /// Completes a recovery with the service's answer: opens it with the one-time key,
@@ -621,16 +658,17 @@ impl<S: ContainerStore> Container<S> {
 
     /// The registration the service still needs, if any: the new envelope, signed by the
     /// device key, replacing the one the service holds, with the proof that the device
-    /// knows that envelope's secret.
+    /// knows that envelope's secret. Send it (`RecoveryService::register_envelope`, or its
+    /// JSON form `to_json`), then [`Container::confirm_registration`] when the service
+    /// accepts it. Sending it again is harmless: the service answers a registration it
+    /// already took with success.
     ///
     /// # Errors
     /// [`ClientError::NotEnrolled`], [`ClientError::CorruptState`],
     /// [`ClientError::Crypto`].
-    pub fn pending_registration(
-        &self,
-        device_key: &SigningKey,
-    ) -> Result<Option<EnvelopeRegistration>, ClientError> {
+    pub fn pending_registration(&self) -> Result<Option<EnvelopeRegistration>, ClientError> {
         let state = self.load()?;
+        let device_key = device_key(&state)?;
         let previous = state.previous();
         let Some(next) = state.next else {
             return Ok(None);
@@ -642,6 +680,13 @@ impl<S: ContainerStore> Container<S> {
         Ok(Some(EnvelopeRegistration::new(
             envelope, previous, next.proof, signature, signed,
         )))
+    }
+
+    /// The device key itself: it is stored in the clear (see SECURITY.md), so anyone with
+    /// a copy of the container has it; tests use this to play that attacker.
+    #[doc(hidden)]
+    pub fn __device_key(&self) -> Result<SigningKey, ClientError> {
+        device_key(&self.load()?)
     }
 
     /// Records that the service registered `envelope_id`: the waiting envelope becomes
@@ -664,6 +709,11 @@ impl<S: ContainerStore> Container<S> {
         }
         Err(ClientError::ResponseMismatch)
     }
+}
+
+/// The device key of a stored state.
+fn device_key(state: &State) -> Result<SigningKey, ClientError> {
+    SigningKey::from_scalar(&state.device_key.0).map_err(|_| ClientError::Tampered)
 }
 
 /// Verifies the state MAC and decrypts the payload with `ck`.

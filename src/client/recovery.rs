@@ -19,22 +19,25 @@ use crate::protocol::response::{RecoveryResponse, RESPONSE_LABEL};
 /// wipes the key, after which no answer to its request can be opened.
 pub struct PendingRecovery {
     envelope: Envelope,
+    device_key: SigningKey,
     ephemeral: Box<dyn P256Agreement>,
     nonce: String,
     request_hash: Option<[u8; 32]>,
 }
 
 impl PendingRecovery {
-    /// Starts a recovery for `envelope` (usually through
-    /// [`crate::client::Container::begin_recovery`], which takes the container's own).
+    /// Starts a recovery for `envelope`, whose requests `device_key` signs (usually
+    /// through [`crate::client::Container::begin_recovery`], which takes the container's
+    /// own envelope and device key).
     ///
     /// # Errors
     /// [`ClientError::Crypto`] if the one-time key cannot be generated.
-    pub fn for_envelope(envelope: Envelope) -> Result<Self, ClientError> {
+    pub fn for_envelope(envelope: Envelope, device_key: SigningKey) -> Result<Self, ClientError> {
         let ephemeral = provider().p256_agreement_generate()?;
         let nonce = request::mfa_nonce(&envelope.envelope_id(), ephemeral.public_key());
         Ok(PendingRecovery {
             envelope,
+            device_key,
             ephemeral,
             nonce,
             request_hash: None,
@@ -56,21 +59,18 @@ impl PendingRecovery {
         self.ephemeral.public_key()
     }
 
-    /// Builds the request carrying `assertion`, signed by the device key.
+    /// Builds the request carrying `assertion` (the identity provider's, issued for
+    /// [`PendingRecovery::mfa_nonce`]), signed by the device key.
     ///
     /// # Errors
     /// [`ClientError::BadAssertion`] if the assertion is longer than
     /// [`crate::MAX_ASSERTION_LEN`] or not a compact JWS; [`ClientError::Crypto`] if
     /// signing fails.
-    pub fn request(
-        &mut self,
-        assertion: &str,
-        device_key: &SigningKey,
-    ) -> Result<RecoveryRequest, ClientError> {
+    pub fn request(&mut self, assertion: &str) -> Result<RecoveryRequest, ClientError> {
         let eph = *self.ephemeral.public_key();
         let signed = request::request_signed_bytes(&self.envelope, &eph, assertion)
             .map_err(ClientError::BadAssertion)?;
-        let signature = device_key.sign(&signed)?;
+        let signature = self.device_key.sign(&signed)?;
         let request = RecoveryRequest::new(
             self.envelope.clone(),
             eph,

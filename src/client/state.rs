@@ -14,13 +14,23 @@ use crate::envelope::{Envelope, EnvelopeId, MAX_ENVELOPE_LEN};
 use crate::error::DecodeError;
 
 const MAGIC: [u8; 4] = *b"PRCS";
-/// Version 2: recovery protectors outside the MAC, a pending one beside the registered
-/// one, each with its registration key. Version 1 containers are refused.
+/// Version 2: the device key; recovery protectors outside the MAC, a pending one beside
+/// the registered one, each with its registration key. Version 1 containers are refused.
 const VERSION: u8 = 2;
 /// The most PIN history entries a payload can hold.
 pub(crate) const MAX_HISTORY: usize = 50;
 const PAYLOAD_MAX: usize = 32 + 1 + 32 * MAX_HISTORY + 16;
 const PAYLOAD_MIN: usize = 32 + 1 + 16;
+
+/// The device key's private scalar: wiped on drop, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct DeviceScalar(pub(crate) Zeroizing<[u8; 32]>);
+
+impl core::fmt::Debug for DeviceScalar {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("DeviceScalar([redacted])")
+    }
+}
 
 /// A new envelope waiting for the service to register it, with the proof that replaces
 /// the current one (present exactly when there is a current one).
@@ -34,6 +44,9 @@ pub(crate) struct NextEnvelope {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct State {
     pub(crate) identity: Binding,
+    /// The device key's private scalar: in the clear (the device must sign recovery
+    /// requests when the PIN is forgotten), covered by the MAC.
+    pub(crate) device_key: DeviceScalar,
     pub(crate) credential_public: [u8; 65],
     pub(crate) payload_nonce: [u8; 12],
     pub(crate) payload: Vec<u8>,
@@ -57,6 +70,7 @@ impl State {
         out.extend_from_slice(&MAGIC);
         out.push(VERSION);
         self.identity.encode(&mut out);
+        out.extend_from_slice(&self.device_key.0[..]);
         out.extend_from_slice(&self.credential_public);
         out.extend_from_slice(&self.payload_nonce);
         codec::put_vec16(&mut out, &self.payload)?;
@@ -103,6 +117,7 @@ impl State {
         let mut r = Reader::new(bytes);
         r.magic_and_version(MAGIC, VERSION)?;
         let identity = Binding::read(&mut r)?;
+        let device_key = DeviceScalar(Zeroizing::new(r.array()?));
         let credential_public = r.array()?;
         let payload_nonce = r.array()?;
         let payload = r.vec16("payload", PAYLOAD_MIN, PAYLOAD_MAX)?.to_vec();
@@ -152,6 +167,7 @@ impl State {
         r.finish()?;
         Ok(State {
             identity,
+            device_key,
             credential_public,
             payload_nonce,
             payload,

@@ -24,8 +24,9 @@ where
             max: MAX_MESSAGE_LEN,
         });
     }
-    let wire: W = serde_json::from_slice(bytes).map_err(|_| DecodeError::BadDocument {
-        reason: "not a valid message",
+    let wire: W = serde_json::from_slice(bytes).map_err(|e| DecodeError::BadJson {
+        line: e.line(),
+        column: e.column(),
     })?;
     let value = T::try_from(wire)?;
     let canonical: W = (&value).into();

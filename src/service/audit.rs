@@ -20,6 +20,8 @@ pub enum AuditAction {
     Recovery,
     /// An envelope registration.
     Registration,
+    /// A device registration (or re-registration).
+    DeviceRegistration,
 }
 
 /// How it ended.
@@ -77,19 +79,24 @@ pub struct AuditEvent {
 }
 
 impl AuditAction {
-    /// The name events carry (`recovery`, `registration`).
+    /// The name events carry (`recovery`, `registration`, `device-registration`).
     pub fn as_str(self) -> &'static str {
         match self {
             AuditAction::Recovery => "recovery",
             AuditAction::Registration => "registration",
+            AuditAction::DeviceRegistration => "device-registration",
         }
     }
 
     /// The action a name denotes.
     pub fn from_name(name: &str) -> Option<Self> {
-        [AuditAction::Recovery, AuditAction::Registration]
-            .into_iter()
-            .find(|a| a.as_str() == name)
+        [
+            AuditAction::Recovery,
+            AuditAction::Registration,
+            AuditAction::DeviceRegistration,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == name)
     }
 }
 

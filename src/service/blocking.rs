@@ -13,6 +13,7 @@ use super::handler::StartError;
 use super::issuers::IssuerTrust;
 use super::keyring::KeyInfo;
 use super::store::{ServiceStore, StorageFailure};
+use crate::envelope::binding::Binding;
 use crate::keys::{KeyId, ServicePrivateKey, VerifyingKey};
 use crate::protocol::key_document::SignedKeyDocument;
 use crate::protocol::registration::EnvelopeRegistration;
@@ -140,12 +141,36 @@ impl RecoveryService {
     /// As there.
     pub fn register_device(
         &self,
-        tenant: &str,
-        device: &str,
-        user: &str,
+        binding: &Binding,
         key: VerifyingKey,
+        ctx: &RequestContext,
     ) -> Result<(), ServiceError> {
-        self.block_on(self.inner.register_device(tenant, device, user, key))
+        self.block_on(self.inner.register_device(binding, key, ctx))
+    }
+
+    /// See [`super::RecoveryService::reregister_device`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn reregister_device(
+        &self,
+        binding: &Binding,
+        key: VerifyingKey,
+        ctx: &RequestContext,
+    ) -> Result<(), ServiceError> {
+        self.block_on(self.inner.reregister_device(binding, key, ctx))
+    }
+
+    /// See [`super::RecoveryService::register_device_json`].
+    ///
+    /// # Errors
+    /// As there.
+    pub fn register_device_json(
+        &self,
+        registration: &[u8],
+        ctx: &RequestContext,
+    ) -> Result<(), ServiceError> {
+        self.block_on(self.inner.register_device_json(registration, ctx))
     }
 
     /// See [`super::RecoveryService::add_current_key`].
@@ -192,9 +217,9 @@ impl RecoveryService {
         self.block_on(self.inner.purge())
     }
 
-    /// See [`super::RecoveryService::signing_key`].
-    pub fn signing_key(&self) -> &VerifyingKey {
-        self.inner.signing_key()
+    /// See [`super::RecoveryService::key_document_key`].
+    pub fn key_document_key(&self) -> &VerifyingKey {
+        self.inner.key_document_key()
     }
 
     /// See [`super::RecoveryService::replace_issuer_trust`].

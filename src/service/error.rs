@@ -3,6 +3,7 @@ use core::fmt;
 use super::store::StorageFailure;
 use crate::error::DecodeError;
 use crate::keys::KeyId;
+use crate::protocol::refusal::{Refusal, RefusalCode};
 
 /// Which rate limit refused a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -93,6 +94,12 @@ pub enum ServiceError {
     },
     /// A registration names a previous envelope that is not the registered one.
     RegistrationConflict,
+    /// The device is registered under another key or user; re-registering it is an
+    /// explicit act (`replace`, or `RecoveryService::reregister_device`).
+    DeviceAlreadyRegistered,
+    /// A re-registration gives the key the device already has: a new key is required,
+    /// so that a copy of the old one (in a backup) stops working.
+    DeviceKeyUnchanged,
     /// A registration's envelope is of another suite than the key it names.
     SuiteMismatch,
     /// A registration that replaces an envelope does not prove knowledge of the
@@ -109,6 +116,28 @@ pub enum ServiceError {
 }
 
 impl ServiceError {
+    /// The refusal to send the caller: the stable code, the HTTP status, `retry_after`
+    /// where waiting helps, and a sentence; never the store's own error or any other
+    /// internal detail (log [`ServiceError`] itself for those).
+    ///
+    /// # Examples
+    /// ```
+    /// use pin_recovery::service::{RateScope, ServiceError};
+    ///
+    /// let refused = ServiceError::RateLimited { scope: RateScope::Device, retry_after: 600 };
+    /// let wire = refused.refusal();
+    /// assert_eq!((wire.http_status(), wire.retry_after()), (429, Some(600)));
+    /// // The HTTP layer answers with `wire.to_json()` and `Retry-After: 600`.
+    /// ```
+    pub fn refusal(&self) -> Refusal {
+        let retry_after = match self {
+            ServiceError::RateLimited { retry_after, .. } => Some(*retry_after),
+            ServiceError::Unavailable(_) => Some(5),
+            _ => None,
+        };
+        Refusal::new(RefusalCode::parse(self.reason()), retry_after)
+    }
+
     /// A short, stable class for audit logs and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -132,6 +161,8 @@ impl ServiceError {
             ServiceError::OpenFailed => "open-failed",
             ServiceError::RateLimited { .. } => "rate-limited",
             ServiceError::RegistrationConflict => "registration-conflict",
+            ServiceError::DeviceAlreadyRegistered => "device-already-registered",
+            ServiceError::DeviceKeyUnchanged => "device-key-unchanged",
             ServiceError::SuiteMismatch => "suite-mismatch",
             ServiceError::RegistrationProofInvalid => "registration-proof-invalid",
             ServiceError::Unavailable(_) => "unavailable",

@@ -226,6 +226,8 @@ pub(super) struct Trace<'a> {
     pub(super) action: AuditAction,
     pub(super) ctx: &'a RequestContext,
     pub(super) envelope: Option<&'a Envelope>,
+    /// Who the request is about, when there is no envelope to say it.
+    pub(super) subject: Option<&'a Binding>,
 }
 
 impl RecoveryService {
@@ -252,8 +254,9 @@ impl RecoveryService {
         }
     }
 
-    /// The public key devices pin to trust this service's key documents.
-    pub fn signing_key(&self) -> &VerifyingKey {
+    /// The public key that verifies this service's key documents: devices pin it
+    /// (`client::ServiceTrust`). Give it to devices when they are provisioned.
+    pub fn key_document_key(&self) -> &VerifyingKey {
         self.signer.verifying_key()
     }
 
@@ -391,21 +394,6 @@ impl RecoveryService {
         let _ = self.reload_keyring(tenant).await;
     }
 
-    /// Registers a device to a user with its device key (done at device registration,
-    /// by the identity provider or an administrator, not by the device itself).
-    ///
-    /// # Errors
-    /// [`ServiceError::Unavailable`].
-    pub async fn register_device(
-        &self,
-        tenant: &str,
-        device: &str,
-        user: &str,
-        key: VerifyingKey,
-    ) -> Result<(), ServiceError> {
-        Ok(self.store.put_device(tenant, device, user, &key).await?)
-    }
-
     /// Forgets what no longer matters: spent assertion ids past their expiry and rate
     /// slots older than the longest window. Each replica runs it on its own at most once
     /// an hour, after a release; call it to run it now. Returns how many entries went.
@@ -470,7 +458,7 @@ impl RecoveryService {
         outcome: AuditOutcome,
         reason: &'static str,
     ) -> AuditEvent {
-        let binding = trace.envelope.map(Envelope::binding);
+        let binding = trace.envelope.map(Envelope::binding).or(trace.subject);
         AuditEvent {
             time: self.clock.now(),
             action: trace.action,

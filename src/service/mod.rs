@@ -7,6 +7,7 @@
 
 mod audit;
 pub mod blocking;
+mod devices;
 mod error;
 mod handler;
 mod issuers;

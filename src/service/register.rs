@@ -42,6 +42,7 @@ impl RecoveryService {
             action: AuditAction::Registration,
             ctx,
             envelope: Some(registration.envelope()),
+            subject: None,
         };
         match self.register(registration, &trace).await {
             Ok(event) => {
@@ -70,6 +71,7 @@ impl RecoveryService {
                     action: AuditAction::Registration,
                     ctx,
                     envelope: None,
+                    subject: None,
                 };
                 Err(self
                     .refuse(&trace, ServiceError::MalformedRequest(e).into())

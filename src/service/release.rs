@@ -40,6 +40,7 @@ impl RecoveryService {
                     action: AuditAction::Recovery,
                     ctx,
                     envelope: None,
+                    subject: None,
                 };
                 Err(self
                     .refuse(&trace, ServiceError::MalformedRequest(e).into())
@@ -64,6 +65,7 @@ impl RecoveryService {
             action: AuditAction::Recovery,
             ctx,
             envelope: Some(request.envelope()),
+            subject: None,
         };
         match self.release(request, &trace).await {
             Ok((response, event)) => {

@@ -114,17 +114,8 @@ impl World {
         service.add_current_key(&tenant, tenant_key).unwrap();
         let keys = service.key_document(&tenant).unwrap();
         let trust = ServiceTrust {
-            signing_key: *service.signing_key(),
+            key_document_key: *service.key_document_key(),
         };
-        let device_key = SigningKey::generate().unwrap();
-        service
-            .register_device(
-                binding.tenant(),
-                binding.device(),
-                binding.user(),
-                *device_key.verifying_key(),
-            )
-            .unwrap();
         let store = MemoryStore::new();
         let container = Container::with_clock(
             store.clone(),
@@ -132,9 +123,15 @@ impl World {
             Some(trust.clone()),
             clock.clone(),
         );
-        container
+        let enrolment = container
             .enrol(&binding, &Pin::new(PIN), Some(&keys))
             .unwrap();
+        service
+            .register_device(&binding, enrolment.device_public_key, &Self::ctx())
+            .unwrap();
+        // The device key lives in the container; tests that play someone holding a copy
+        // of it (a backup) sign with this.
+        let device_key = container.__device_key().unwrap();
         let w = World {
             kek,
             clock,
@@ -163,7 +160,7 @@ impl World {
     pub fn register_pending(&self) {
         let reg = self
             .container
-            .pending_registration(&self.device_key)
+            .pending_registration()
             .unwrap()
             .expect("pending");
         self.service.register_envelope(&reg, &Self::ctx()).unwrap();
@@ -177,9 +174,21 @@ impl World {
         let key = SigningKey::generate().unwrap();
         let b = Binding::new(self.binding.tenant(), self.binding.user(), device).unwrap();
         self.service
-            .register_device(b.tenant(), device, b.user(), *key.verifying_key())
+            .register_device(&b, *key.verifying_key(), &Self::ctx())
             .unwrap();
         (key, b)
+    }
+
+    /// A pending recovery for `envelope` signed by the world's device key.
+    pub fn pending_for(
+        &self,
+        envelope: pin_recovery::Envelope,
+    ) -> pin_recovery::client::PendingRecovery {
+        pin_recovery::client::PendingRecovery::for_envelope(
+            envelope,
+            self.container.__device_key().unwrap(),
+        )
+        .unwrap()
     }
 
     /// A whole recovery: request, release, reset to `new_pin`; the request and the reset.
@@ -245,7 +254,7 @@ impl World {
     ) -> (RecoveryRequest, pin_recovery::client::PendingRecovery) {
         let mut pending = self.container.begin_recovery().unwrap();
         let a = assertion(pending.mfa_nonce());
-        let req = pending.request(&a, &self.device_key).unwrap();
+        let req = pending.request(&a).unwrap();
         (req, pending)
     }
 
@@ -262,7 +271,7 @@ impl World {
                 self.clock.now(),
             )
             .unwrap();
-        let req = pending.request(&assertion, &self.device_key).unwrap();
+        let req = pending.request(&assertion).unwrap();
         (req, pending)
     }
 
@@ -270,7 +279,7 @@ impl World {
     pub fn keys_current_public(&self) -> pin_recovery::ServicePublicKey {
         self.keys
             .verify(
-                &self.trust.signing_key,
+                &self.trust.key_document_key,
                 self.binding.tenant(),
                 self.clock.now(),
                 0,
