@@ -20,6 +20,8 @@ pub mod client;
 mod codec;
 mod crypto;
 mod envelope;
+#[cfg(all(feature = "client", feature = "service"))]
+pub mod guides;
 mod keys;
 mod protocol;
 #[cfg(feature = "service")]

@@ -158,7 +158,32 @@ pub struct ContainerStatus {
     pub key_document_serial: u64,
 }
 
-/// A credential container for one (tenant, user, device), over a store.
+/// A credential container for one (tenant, user, device), over a store: the credential
+/// key behind the PIN and, when policy enables it, behind a recovery secret sealed to the
+/// recovery service; and the device key that signs the device's requests. See
+/// [`crate::guides::device`] for the whole story.
+///
+/// # Examples
+/// ```
+/// use pin_recovery::client::{Argon2Profile, Container, ContainerPolicy, FileStore, Pin, ServiceTrust};
+/// use pin_recovery::Binding;
+/// # let svc = pin_recovery::testkit::StandIn::start()?;
+/// # let dir = tempfile::tempdir()?;
+///
+/// let trust = ServiceTrust { key_document_key: svc.key_document_key() }; // pinned at provisioning
+/// let policy = ContainerPolicy {
+///     recovery_enabled: true, // off by default
+///     argon2: Argon2Profile::INSECURE_TEST_ONLY, // fast, for this example only
+///     ..ContainerPolicy::default()
+/// };
+/// let container = Container::new(FileStore::new(dir.path().join("c")), policy, Some(trust));
+/// let me = Binding::new("contoso", "alice@contoso.example", "LAPTOP-7F3K")?;
+/// let enrolment = container.enrol(&me, &Pin::new("482913"), Some(&svc.fetch_key_document()?))?;
+/// let signed = container.sign_in(&Pin::new("482913"), b"challenge", None)?;
+/// assert!(enrolment.credential_public_key.verify(b"challenge", &signed.signature));
+/// assert!(container.status()?.registration_pending); // the envelope awaits registration
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Container<S: ContainerStore> {
     store: S,
     policy: ContainerPolicy,

@@ -17,6 +17,23 @@ use crate::protocol::response::{RecoveryResponse, RESPONSE_LABEL};
 
 /// A recovery in progress: holds the one-time key until the answer arrives. Dropping it
 /// wipes the key, after which no answer to its request can be opened.
+///
+/// # Examples
+/// ```
+/// # let (svc, container, _dir) = pin_recovery::testkit::StandIn::enrolled_device()?;
+/// # let me = container.status()?.identity;
+/// use pin_recovery::client::Pin;
+/// use pin_recovery::RecoveryResponse;
+///
+/// let mut pending = container.begin_recovery()?;
+/// // The identity provider puts this nonce in the MFA assertion it issues.
+/// let assertion = svc.mfa(&me, pending.mfa_nonce())?;
+/// let request = pending.request(&assertion)?;
+/// let answer = RecoveryResponse::from_json(&svc.send_recovery(&request.to_json()).unwrap())?;
+/// let reset = container.complete_recovery(pending, &answer, &Pin::new("730145"), &svc.fetch_key_document()?)?;
+/// assert_eq!(reset.credential_public_key, container.status()?.credential_public_key);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct PendingRecovery {
     envelope: Envelope,
     device_key: SigningKey,

@@ -47,6 +47,20 @@ pub(crate) const CIPHERTEXT_LEN: usize = 32 + 16;
 /// [`Envelope::from_text`] accept exactly the canonical encoding, so
 /// `Envelope::from_bytes(b)?.to_bytes() == b` for every accepted `b`. Everything in the
 /// header is authenticated when the envelope is opened.
+///
+/// # Examples
+/// ```
+/// use pin_recovery::{Binding, Envelope, RecoverySecret, ServicePrivateKey, Suite};
+///
+/// let key = ServicePrivateKey::generate_p256()?;
+/// let alice = Binding::new("contoso", "alice", "LAPTOP-1")?;
+/// let envelope = key.public_key().seal(&RecoverySecret::generate()?, &alice)?;
+/// // Anyone can read the header; nothing in it is trusted until it opens.
+/// let read: Envelope = envelope.to_text().parse()?;
+/// assert_eq!((read.suite(), read.key_id(), read.binding()), (Suite::HpkeP256Sha256Aes256Gcm, key.key_id(), &alice));
+/// assert_eq!(Envelope::from_bytes(read.as_bytes())?, envelope);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Envelope {
     bytes: Vec<u8>,

@@ -14,6 +14,21 @@ use crate::error::{Error, KeyError, Unsupported};
 
 /// A recovery service's private key: what opens envelopes. Service-side only.
 ///
+/// # Examples
+/// ```
+/// use pin_recovery::{Binding, Error, RecoverySecret, ServicePrivateKey, ServicePublicKey};
+///
+/// let key = ServicePrivateKey::generate_p256()?;
+/// let pem = key.to_pkcs8_pem()?;                      // keep it secret (0600, or an HSM)
+/// let again = ServicePrivateKey::from_pkcs8_pem(&pem)?;
+/// let public = ServicePublicKey::from_pem(&key.public_key().to_pem())?; // what devices get
+/// let b = Binding::new("t", "u", "d")?;
+/// let env = public.seal(&RecoverySecret::generate()?, &b)?;
+/// assert!(again.open(&env, &b).is_ok());
+/// assert_eq!(again.open(&env, &Binding::new("t", "u", "x")?), Err(Error::OpenFailed));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// Wiped from memory when dropped, not `Clone`, never printed (`Debug` shows the suite
 /// and key id, then `[redacted]`). Export it only through the PKCS#8 functions, whose
 /// output is itself wiped on drop.

@@ -16,6 +16,18 @@ use crate::error::{Error, KeyError};
 use crate::keys::{MAX_KEY_DER_LEN, MAX_KEY_PEM_LEN};
 
 /// A P-256 signing key. Wiped on drop, not `Clone`, `Debug` shows only the public key.
+///
+/// # Examples
+/// ```
+/// use pin_recovery::{SigningKey, VerifyingKey};
+///
+/// let key = SigningKey::generate()?;
+/// let signature = key.sign(b"message")?;
+/// let public = VerifyingKey::from_sec1(key.verifying_key().to_sec1())?;
+/// assert!(public.verify(b"message", &signature));
+/// assert!(format!("{key:?}").contains("[redacted]"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct SigningKey {
     secret: p256::SecretKey,
     signer: Box<dyn EcdsaP256Signer>,

@@ -139,7 +139,30 @@ struct KeyClaim {
     status: PublishedStatus,
 }
 
-/// Signs key documents with the service's signing key.
+/// Signs key documents with the service's signing key, whose public half devices pin.
+///
+/// # Examples
+/// ```
+/// use pin_recovery::{KeyDocument, KeyDocumentSigner, PublishedKey, PublishedStatus,
+///     ServicePrivateKey, SigningKey};
+///
+/// let signer = KeyDocumentSigner::new(SigningKey::generate()?);
+/// let tenant_key = ServicePrivateKey::generate_p256()?;
+/// let now = 1_790_000_000;
+/// let signed = signer.sign(&KeyDocument {
+///     issuer: "https://recovery.example".into(),
+///     tenant: "contoso".into(),
+///     serial: 1,
+///     issued_at: now,
+///     expires_at: now + 86_400,
+///     keys: vec![PublishedKey { key: tenant_key.public_key().clone(), status: PublishedStatus::Current }],
+/// })?;
+/// // A device verifies it against the key it pinned, for its tenant, now, and no older
+/// // than the newest serial it has seen.
+/// let doc = signed.verify(signer.verifying_key(), "contoso", now, 0)?;
+/// assert_eq!(doc.current().unwrap().key_id(), tenant_key.key_id());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct KeyDocumentSigner {
     key: SigningKey,
 }

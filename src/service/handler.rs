@@ -89,6 +89,33 @@ impl From<StorageFailure> for StartError {
 
 /// Builds a [`RecoveryService`]. The store is not optional: a deployment chooses where
 /// its state lives (an in-memory store is chosen explicitly, for tests).
+///
+/// # Examples
+/// ```
+/// use std::sync::Arc;
+/// use pin_recovery::service::{blocking, IssuerTrust, JsonLinesAuditSink, KeyEncryptionKey,
+///     MemoryStore, MfaPolicy, RateLimit, RatePolicy, RecoveryService, ServiceConfig};
+/// use pin_recovery::{KeyDocumentSigner, SigningKey};
+///
+/// let config = ServiceConfig {
+///     issuer: "https://recovery.example".into(),
+///     mfa: MfaPolicy::new("https://recovery.example"),
+///     key_document_lifetime: 86_400,
+/// };
+/// let (signer, kek) = (KeyDocumentSigner::new(SigningKey::generate()?), KeyEncryptionKey::generate()?);
+/// let service = blocking::RecoveryService::start(|| async move {
+///     RecoveryService::builder(config, signer, IssuerTrust::new(), Arc::new(MemoryStore::new()), kek)
+///         .rate_policy(RatePolicy {
+///             per_user: RateLimit { max: 3, window: 86_400 },
+///             per_device: RateLimit { max: 2, window: 86_400 },
+///         })
+///         .audit_mirror(Arc::new(JsonLinesAuditSink::new(std::io::stderr())))
+///         .build()
+///         .await
+/// })?;
+/// # let _ = service;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct RecoveryServiceBuilder {
     config: ServiceConfig,
     signer: KeyDocumentSigner,
@@ -172,7 +199,38 @@ impl RecoveryServiceBuilder {
 }
 
 /// The recovery service. Safe to share between threads and tasks; its methods are async
-/// (see [`super::blocking::RecoveryService`] for a synchronous front).
+/// (see [`super::blocking::RecoveryService`] for a synchronous front). See
+/// [`crate::guides::service`] for a whole service.
+///
+/// # Examples
+/// ```
+/// use std::sync::Arc;
+/// use pin_recovery::service::{IssuerTrust, KeyEncryptionKey, MemoryStore, MfaPolicy,
+///     RecoveryService, ServiceConfig};
+/// use pin_recovery::{KeyDocumentSigner, ServicePrivateKey, SigningKey};
+///
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async {
+/// let config = ServiceConfig {
+///     issuer: "https://recovery.example".into(),
+///     mfa: MfaPolicy::new("https://recovery.example"),
+///     key_document_lifetime: 86_400,
+/// };
+/// let service = RecoveryService::builder(
+///     config,
+///     KeyDocumentSigner::new(SigningKey::generate()?),
+///     IssuerTrust::new(),                 // which identity provider vouches for which tenant
+///     Arc::new(MemoryStore::new()),       // a deployment: SqliteStore or PostgresStore
+///     KeyEncryptionKey::generate()?,      // a deployment: KeyEncryptionKey::from_file
+/// )
+/// .build()
+/// .await?;
+/// service.add_current_key("contoso", ServicePrivateKey::generate_p256()?).await?;
+/// let document = service.key_document("contoso").await?; // what devices fetch
+/// # let _ = document;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct RecoveryService {
     pub(super) config: ServiceConfig,
     signer: KeyDocumentSigner,

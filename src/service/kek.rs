@@ -45,6 +45,20 @@ impl fmt::Display for KekError {
 impl std::error::Error for KekError {}
 
 /// A 256-bit key-encryption key. Wiped on drop, never printed, not `Clone`.
+///
+/// # Examples
+/// ```
+/// use pin_recovery::service::KeyEncryptionKey;
+///
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("kek");
+/// // Once, when the deployment is set up: store it where the operator keeps secrets.
+/// std::fs::write(&path, KeyEncryptionKey::generate()?.to_hex().as_bytes())?;
+/// // Every start of every replica:
+/// let kek = KeyEncryptionKey::from_file(&path)?;
+/// assert_eq!(format!("{kek:?}"), "KeyEncryptionKey([redacted])");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct KeyEncryptionKey(Zeroizing<[u8; 32]>);
 
 impl KeyEncryptionKey {

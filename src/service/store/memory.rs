@@ -83,6 +83,20 @@ struct Audit {
 pub struct MemorySnapshot(State);
 
 /// An in-memory [`ServiceStore`].
+///
+/// # Examples
+/// ```
+/// use pin_recovery::service::{MemoryStore, ServiceStore};
+///
+/// let store = MemoryStore::new();
+/// let before = store.snapshot();
+/// store.fail_writes(true); // an outage, for a test
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+/// assert!(store.purge(0, 60).await.is_err());
+/// # });
+/// assert_eq!(store.snapshot(), before, "a failed write changes nothing");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,

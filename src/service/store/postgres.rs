@@ -24,6 +24,18 @@ use crate::service::audit::AuditEvent;
 use crate::service::error::RateScope;
 
 /// A [`ServiceStore`] in a PostgreSQL database.
+///
+/// # Examples
+/// ```no_run
+/// use pin_recovery::service::PostgresStore;
+///
+/// # async fn connect() -> Result<(), pin_recovery::service::StorageFailure> {
+/// // Every replica connects to the same database; the first migrates it.
+/// let store = PostgresStore::connect("postgres://recovery@db.internal/recovery").await?;
+/// # let _ = store;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
     pool: PgPool,

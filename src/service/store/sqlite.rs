@@ -25,6 +25,20 @@ use crate::service::audit::AuditEvent;
 use crate::service::error::RateScope;
 
 /// A [`ServiceStore`] in one SQLite file.
+///
+/// # Examples
+/// ```
+/// use pin_recovery::service::{ServiceStore, SqliteStore};
+///
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("service.db");
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async {
+/// let store = SqliteStore::open(&path).await?; // created and migrated on first open
+/// assert!(store.tenants().await?.is_empty());
+/// # Ok::<(), pin_recovery::service::StorageFailure>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,

@@ -1,5 +1,10 @@
-//! A test identity provider that signs MFA assertions: for tests, the demo and fuzzing.
+//! Test fixtures (the `testkit` feature): an identity provider that signs MFA assertions,
+//! and an in-process stand-in for a service, for tests, the demo, the guides and fuzzing.
 //! Not for production: a real deployment trusts its identity provider's published keys.
+
+mod stand_in;
+
+pub use stand_in::{StandIn, StandInDevice};
 
 use std::sync::Arc;
 
