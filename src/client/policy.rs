@@ -55,6 +55,17 @@ pub enum CharClass {
     Special,
 }
 
+impl fmt::Display for CharClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CharClass::Digit => "digit",
+            CharClass::Lowercase => "lowercase letter",
+            CharClass::Uppercase => "uppercase letter",
+            CharClass::Special => "special character",
+        })
+    }
+}
+
 /// Why a new PIN was refused by policy. Nothing is stored when this is returned.
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,8 +97,8 @@ impl fmt::Display for PinPolicyViolation {
             PinPolicyViolation::TooLong { max } => {
                 write!(f, "PIN must have at most {max} characters")
             }
-            PinPolicyViolation::Missing(c) => write!(f, "PIN must contain a {c:?} character"),
-            PinPolicyViolation::Blocked(c) => write!(f, "PIN must not contain a {c:?} character"),
+            PinPolicyViolation::Missing(c) => write!(f, "PIN must contain a {c}"),
+            PinPolicyViolation::Blocked(c) => write!(f, "PIN must not contain a {c}"),
             PinPolicyViolation::UnsupportedCharacter => {
                 f.write_str("PIN may only contain printable ASCII")
             }

@@ -177,7 +177,7 @@ impl fmt::Display for ServiceError {
         match self {
             ServiceError::MalformedRequest(e) => write!(f, "malformed request: {e}"),
             ServiceError::RetiredKey { key_id } => {
-                write!(f, "envelope is sealed to retired key {key_id}")
+                write!(f, "the envelope is sealed to retired key {key_id}")
             }
             ServiceError::RateLimited { scope, retry_after } => {
                 write!(
@@ -186,7 +186,7 @@ impl fmt::Display for ServiceError {
                 )
             }
             ServiceError::Unavailable(e) => write!(f, "{e}"),
-            other => f.write_str(other.reason()),
+            other => f.write_str(other.refusal().message()),
         }
     }
 }
