@@ -2,7 +2,7 @@
 //! assertion, and a non-destructive reset that keeps the credential key, followed by the
 //! destructive reset a device without recovery must use.
 //!
-//! Run: `cargo run --release --example recovery`
+//! Run: `cargo run --example recovery`
 
 use std::sync::Arc;
 
