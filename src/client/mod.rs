@@ -10,18 +10,19 @@ mod error;
 mod policy;
 mod protector;
 mod recovery;
+mod reset;
 mod state;
 mod store;
 
 pub use container::{
-    Container, ContainerStatus, DestructiveReset, Enrolment, RecoveryIncomplete, Reset,
-    ServiceTrust, SignIn,
+    Container, ContainerStatus, DestructiveReset, Enrolment, ServiceTrust, SignIn,
 };
 pub use error::ClientError;
 pub use policy::{
     Argon2Profile, CharClass, CharRule, ContainerPolicy, Pin, PinPolicy, PinPolicyViolation,
 };
 pub use recovery::PendingRecovery;
+pub use reset::{RecoveryIncomplete, Reset};
 pub use store::{
     ContainerStore, FaultHook, FileStore, MemoryStore, StoreError, StoreLock, StoreStep,
     MAX_STATE_LEN,

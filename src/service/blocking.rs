@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use super::audit::RequestContext;
 use super::error::ServiceError;
-use super::handler::StartError;
 use super::issuers::IssuerTrust;
 use super::keyring::KeyInfo;
+use super::start::StartError;
 use super::store::{ServiceStore, StorageFailure};
 use crate::envelope::binding::Binding;
 use crate::keys::{KeyId, ServicePrivateKey, VerifyingKey};

@@ -16,6 +16,7 @@ mod keyring;
 mod mfa;
 mod register;
 mod release;
+mod start;
 mod store;
 
 pub use audit::{
@@ -23,7 +24,7 @@ pub use audit::{
     RequestContext, ResetNotifier, SinkError,
 };
 pub use error::{RateScope, ServiceError};
-pub use handler::{RecoveryService, RecoveryServiceBuilder, ServiceConfig, StartError};
+pub use handler::RecoveryService;
 pub use issuers::{
     AssertionAlgorithm, ClaimNames, IssuerError, IssuerTrust, SkippedKey, TrustedIssuer,
     MAX_JWKS_LEN, MIN_RSA_BITS,
@@ -31,6 +32,7 @@ pub use issuers::{
 pub use kek::{KekError, KeyEncryptionKey};
 pub use keyring::KeyInfo;
 pub use mfa::{AssertionClaims, Audience, MfaPolicy, AMR_MFA, FORBIDDEN_HEADER_PARAMETERS};
+pub use start::{RecoveryServiceBuilder, ServiceConfig, StartError};
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
 #[cfg(feature = "sqlite")]
