@@ -104,10 +104,12 @@ pub enum DecodeError {
         /// What was wrong, in words.
         reason: &'static str,
     },
-    /// A JSON message that does not parse as the message it should be (bad syntax, a
-    /// missing, unknown or duplicate field, a value of the wrong type), at the parser's
-    /// position (from 1). The input itself is never quoted.
+    /// A JSON message that does not parse as the message it should be, at the parser's
+    /// position (from 1). The input itself is never quoted (not even a field name: a
+    /// caller chose those).
     BadJson {
+        /// What is wrong.
+        problem: JsonProblem,
         /// The line.
         line: usize,
         /// The column.
@@ -132,17 +134,41 @@ impl fmt::Display for DecodeError {
             DecodeError::BadText { field } => write!(f, "field {field} is not valid text"),
             DecodeError::BadBase64 => f.write_str("not canonical unpadded base64url"),
             DecodeError::BadDocument { reason } => write!(f, "malformed document: {reason}"),
-            DecodeError::BadJson { line, column } => {
-                write!(
-                    f,
-                    "not the expected JSON message (line {line}, column {column})"
-                )
-            }
+            DecodeError::BadJson {
+                problem,
+                line,
+                column,
+            } => write!(f, "{problem} (line {line}, column {column})"),
         }
     }
 }
 
 impl std::error::Error for DecodeError {}
+
+/// What is wrong with a JSON message that does not parse.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JsonProblem {
+    /// It is not JSON (a syntax error).
+    Syntax,
+    /// It ends before the JSON value does.
+    Truncated,
+    /// It is JSON, but not this message: a field missing, unknown or repeated, or a
+    /// value of the wrong type or out of range.
+    Shape,
+}
+
+impl fmt::Display for JsonProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JsonProblem::Syntax => "not valid JSON",
+            JsonProblem::Truncated => "the JSON ends early",
+            JsonProblem::Shape => {
+                "valid JSON but not the expected message (a field missing, unknown or repeated, or a value of the wrong type)"
+            }
+        })
+    }
+}
 
 /// Why a tenant, user or device id was refused.
 #[non_exhaustive]

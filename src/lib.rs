@@ -37,7 +37,7 @@ pub use crypto::secret::RecoverySecret;
 pub use crypto::suite::{Suite, UnknownSuiteName};
 pub use envelope::binding::Binding;
 pub use envelope::{Envelope, EnvelopeId, MAGIC, MAX_ENVELOPE_LEN, TEXT_PREFIX, VERSION};
-pub use error::{BindingError, DecodeError, Error, KeyError, Unsupported};
+pub use error::{BindingError, DecodeError, Error, JsonProblem, KeyError, Unsupported};
 pub use keys::{
     KeyId, ServicePrivateKey, ServicePublicKey, SigningKey, VerifyingKey, RSA_KEY_BITS,
 };

@@ -718,7 +718,7 @@ fn device_registration_is_explicit_and_audited() {
     assert_eq!(w.snapshot(), before);
     // Re-registration, said explicitly (here as the JSON message): the envelope goes,
     // and the old key no longer authenticates.
-    let message = pin_recovery::DeviceRegistration::new(b.clone(), new_key, true);
+    let message = pin_recovery::DeviceRegistration::new(&b, new_key, true);
     w.service
         .register_device_json(&message.to_json(), &World::ctx())
         .unwrap();
@@ -764,7 +764,7 @@ fn refusals_cross_the_wire_as_typed_values() {
     // ...and the device reads back a typed value it can act on.
     let read = Refusal::from_json(&wire.to_json()).unwrap();
     assert_eq!(read.code(), &RefusalCode::RateLimited);
-    assert_eq!(read.advice(), Advice::RetryAfter(600));
+    assert_eq!(read.advice(), Advice::RestartAfter(600));
     // A replay says: authenticate again. A stale envelope: send the registration.
     assert_eq!(
         w.service
@@ -789,16 +789,82 @@ fn refusals_cross_the_wire_as_typed_values() {
 
 #[test]
 fn malformed_json_reports_the_parser_position_never_the_bytes() {
+    use pin_recovery::{DecodeError, JsonProblem};
     let w = World::new();
-    let err = w
+    let refused = |body: &[u8]| w.service.handle_json(body, &World::ctx()).unwrap_err();
+    let err = refused(b"{\"version\":1,\n  \"envelope\": tru");
+    assert_eq!(
+        err,
+        ServiceError::MalformedRequest(DecodeError::BadJson {
+            problem: JsonProblem::Truncated,
+            line: 2,
+            column: 17
+        })
+    );
+    // The whole chain, as a log would print it, names the problem and never the bytes.
+    let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+    assert_eq!(
+        chain,
+        "malformed request: the JSON ends early (line 2, column 17)"
+    );
+    assert!(matches!(
+        refused(b"{\"version\":1,\"envelope\":\"secretvalue\"}"),
+        ServiceError::MalformedRequest(DecodeError::BadJson {
+            problem: JsonProblem::Shape,
+            ..
+        })
+    ));
+    let err = refused(b"{\"version\" 1}");
+    assert!(matches!(
+        err,
+        ServiceError::MalformedRequest(DecodeError::BadJson {
+            problem: JsonProblem::Syntax,
+            line: 1,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_key_for_a_tenant_no_issuer_is_trusted_for_is_refused_and_not_stored() {
+    // The newcomer's mistake: trust the provider under its GUID, add keys under a name.
+    let w = World::new();
+    let refused = w
         .service
-        .handle_json(b"{\"version\":1,\n  \"envelope\": tru", &World::ctx())
+        .add_current_key("fabrikam", ServicePrivateKey::generate_p256().unwrap())
         .unwrap_err();
-    match err {
-        ServiceError::MalformedRequest(pin_recovery::DecodeError::BadJson { line, column }) => {
-            assert_eq!((line, column), (2, 17));
+    assert_eq!(
+        refused,
+        ServiceError::NoTrustedIssuer {
+            tenant: "fabrikam".into()
         }
-        other => panic!("{other:?}"),
-    }
-    assert!(!err.to_string().contains("tru"), "{err}");
+    );
+    assert!(refused.to_string().contains("\"fabrikam\""), "{refused}");
+    assert_eq!(
+        w.service.keys("fabrikam").unwrap_err(),
+        ServiceError::UnknownTenant
+    );
+    // The trusted tenant is unaffected.
+    assert_eq!(
+        w.service
+            .add_current_key("contoso", ServicePrivateKey::generate_p256().unwrap())
+            .unwrap(),
+        2
+    );
+}
+
+#[test]
+fn store_failures_name_the_operation_and_chain_the_driver_error_once() {
+    let driver = "connection to 10.0.0.5:5432 refused";
+    let e = ServiceError::Unavailable(pin_recovery::service::StorageFailure::with_source(
+        "commit the release",
+        driver,
+    ));
+    assert_eq!(
+        e.to_string(),
+        "service storage failed to commit the release"
+    );
+    let cause = std::error::Error::source(&e).expect("the driver's error is the source");
+    assert_eq!(cause.to_string(), driver);
+    assert!(!e.refusal().to_json().windows(7).any(|w| w == b"10.0.0."));
 }

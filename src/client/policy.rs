@@ -107,6 +107,9 @@ impl fmt::Display for PinPolicyViolation {
 }
 
 /// The rules a PIN must meet.
+///
+/// The default is Windows Hello's: 6 to 127 characters, digits only (digits required;
+/// lowercase, uppercase and special characters blocked), no history, no expiry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PinPolicy {
     /// Minimum length, at least 4.
@@ -213,7 +216,9 @@ pub struct Argon2Profile {
 
 impl Argon2Profile {
     /// The default: 64 MiB, 3 passes, 1 lane (RFC 9106's second recommendation, one
-    /// lane because the derivation runs on one thread). About 120 ms per PIN check on this project's 2-core machine.
+    /// lane because the derivation runs on one thread). About 120 ms per PIN check in
+    /// a release build on a 2-core x86-64 server (SECURITY.md); a debug build is many
+    /// times slower, so tests and examples use [`Argon2Profile::INSECURE_TEST_ONLY`].
     pub const DEFAULT: Argon2Profile = Argon2Profile {
         memory_kib: 64 * 1024,
         iterations: 3,
@@ -243,6 +248,10 @@ impl Argon2Profile {
 }
 
 /// The device policy.
+///
+/// The default: recovery **off** (as Windows' `EnablePinRecovery`; a device that should
+/// recover must turn it on), [`PinPolicy::default`], 5 PIN attempts before lockout,
+/// [`Argon2Profile::DEFAULT`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContainerPolicy {
     /// Whether a recovery secret is created (Windows' `EnablePinRecovery`; off by

@@ -133,7 +133,23 @@ impl fmt::Debug for SigningKey {
 }
 
 /// A P-256 public key for ECDSA verification, held as its uncompressed SEC1 point
-/// (validated on import). Serializes as unpadded base64url of that point.
+/// (validated on import).
+///
+/// Its text form, in `Display`, `FromStr`, serde and every JSON message, is the unpadded
+/// base64url of that point (87 characters): the form to put in a device's configuration
+/// when it pins the service's key-document key.
+///
+/// # Examples
+/// ```
+/// use pin_recovery::{SigningKey, VerifyingKey};
+///
+/// let key = *SigningKey::generate()?.verifying_key();
+/// let text = key.to_string();                  // for a configuration profile
+/// assert_eq!(text.len(), 87);
+/// assert_eq!(text.parse::<VerifyingKey>()?, key);
+/// assert!("BAAA".parse::<VerifyingKey>().is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct VerifyingKey([u8; 65]);
 
@@ -172,6 +188,26 @@ impl VerifyingKey {
     /// Verifies an `r || s` signature over `msg`.
     pub fn verify(&self, msg: &[u8], sig: &[u8; 64]) -> bool {
         provider().ecdsa_p256_verify(&self.0, msg, sig).is_ok()
+    }
+}
+
+impl fmt::Display for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&base64url::b64_encode(&self.0))
+    }
+}
+
+impl core::str::FromStr for VerifyingKey {
+    type Err = KeyError;
+
+    /// Parses the text form.
+    ///
+    /// # Errors
+    /// [`KeyError::Malformed`] if it is not 65 bytes of canonical unpadded base64url;
+    /// [`KeyError::InvalidPoint`] if those are not an uncompressed P-256 point.
+    fn from_str(text: &str) -> Result<Self, KeyError> {
+        let raw = base64url::b64_decode_array::<65>(text).map_err(|_| KeyError::Malformed)?;
+        VerifyingKey::from_sec1(&raw)
     }
 }
 

@@ -63,9 +63,9 @@ impl From<&DeviceRegistration> for DeviceWire {
 impl DeviceRegistration {
     /// Registers `binding`'s device to its user with `device_key`; `replace` re-registers
     /// a device known under another key.
-    pub fn new(binding: Binding, device_key: VerifyingKey, replace: bool) -> Self {
+    pub fn new(binding: &Binding, device_key: VerifyingKey, replace: bool) -> Self {
         DeviceRegistration {
-            binding,
+            binding: binding.clone(),
             device_key,
             replace,
         }

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::DecodeError;
+use crate::error::{DecodeError, JsonProblem};
 
 /// The wire version this implementation speaks.
 pub const WIRE_VERSION: u8 = 1;
@@ -25,6 +25,13 @@ where
         });
     }
     let wire: W = serde_json::from_slice(bytes).map_err(|e| DecodeError::BadJson {
+        problem: match e.classify() {
+            serde_json::error::Category::Eof => JsonProblem::Truncated,
+            serde_json::error::Category::Data => JsonProblem::Shape,
+            serde_json::error::Category::Syntax | serde_json::error::Category::Io => {
+                JsonProblem::Syntax
+            }
+        },
         line: e.line(),
         column: e.column(),
     })?;

@@ -68,11 +68,14 @@ pub enum RefusalCode {
     UnsupportedSuite,
     /// `crypto-failure`
     CryptoFailure,
+    /// `no-trusted-issuer` (an administrative refusal: a tenant's keys were added while
+    /// no identity provider is trusted for it)
+    NoTrustedIssuer,
     /// A code this version does not know.
     Other(String),
 }
 
-const CODES: [(RefusalCode, &str, u16, &str); 27] = [
+const CODES: [(RefusalCode, &str, u16, &str); 28] = [
     (
         RefusalCode::MalformedRequest,
         "malformed-request",
@@ -235,6 +238,12 @@ const CODES: [(RefusalCode, &str, u16, &str); 27] = [
         500,
         "the service failed",
     ),
+    (
+        RefusalCode::NoTrustedIssuer,
+        "no-trusted-issuer",
+        409,
+        "no identity provider is trusted for this tenant",
+    ),
 ];
 
 impl RefusalCode {
@@ -277,12 +286,21 @@ impl RefusalCode {
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Advice {
-    /// Send the same request again after this many seconds.
+    /// The service is briefly unable to answer (nothing was spent): send the same request
+    /// again after this many seconds, while its assertion is still valid.
     RetryAfter(u64),
-    /// Authenticate the user again (with MFA, bound to a new request) and retry.
+    /// A limit refused it (nothing was spent): start a new recovery, with a new MFA
+    /// assertion, after this many seconds. The request's assertion will have expired by
+    /// then, so sending the same request again would only be refused
+    /// `assertion-expired`.
+    RestartAfter(u64),
+    /// Authenticate the user again: ask the identity provider for a new MFA assertion
+    /// for the same nonce (`PendingRecovery::mfa_nonce`), build the request again with it
+    /// (`PendingRecovery::request`, which may be called more than once: the answer opens
+    /// for the last request built) and send that.
     Reauthenticate,
     /// Send the pending envelope registration (the service may hold the newer envelope),
-    /// then start the recovery again.
+    /// then start the recovery again from `Container::begin_recovery` (a new MFA).
     SyncRegistration,
     /// Recovery is not possible with this envelope: the destructive reset is the way back.
     RecoveryImpossible,
@@ -301,7 +319,7 @@ pub enum Advice {
 /// let body = br#"{"version":1,"code":"rate-limited","status":429,"retry_after":3600,"message":"too many recoveries; try again later"}"#;
 /// let refusal = Refusal::from_json(body)?;
 /// assert_eq!(refusal.code(), &RefusalCode::RateLimited);
-/// assert_eq!(refusal.advice(), Advice::RetryAfter(3600));
+/// assert_eq!(refusal.advice(), Advice::RestartAfter(3600)); // a new recovery, in an hour
 /// # Ok::<(), pin_recovery::DecodeError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -408,7 +426,8 @@ impl Refusal {
     pub fn advice(&self) -> Advice {
         use RefusalCode as C;
         match &self.code {
-            C::RateLimited | C::Unavailable => Advice::RetryAfter(self.retry_after.unwrap_or(60)),
+            C::RateLimited => Advice::RestartAfter(self.retry_after.unwrap_or(3600)),
+            C::Unavailable => Advice::RetryAfter(self.retry_after.unwrap_or(60)),
             C::AssertionInvalid
             | C::AssertionExpired
             | C::AssertionNotYetValid
@@ -420,6 +439,12 @@ impl Refusal {
             C::Other(_) if self.status >= 500 => Advice::RetryAfter(self.retry_after.unwrap_or(60)),
             _ => Advice::DoNotRetry,
         }
+    }
+}
+
+impl core::fmt::Display for RefusalCode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

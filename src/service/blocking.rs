@@ -40,6 +40,8 @@ impl RecoveryService {
     /// use pin_recovery::service::{blocking, IssuerTrust, KeyEncryptionKey, MemoryStore, MfaPolicy,
     ///     RecoveryService, ServiceConfig};
     /// use pin_recovery::{KeyDocumentSigner, ServicePrivateKey, SigningKey};
+    /// # let idp = pin_recovery::testkit::TestIdentityProvider::new("https://idp.contoso.example")?;
+    /// let trust = IssuerTrust::new().trust("contoso", idp.trusted_issuer()?); // see IssuerTrust
     ///
     /// let config = ServiceConfig {
     ///     issuer: "https://recovery.example".into(),
@@ -50,7 +52,7 @@ impl RecoveryService {
     /// let kek = KeyEncryptionKey::generate()?;
     /// let service = blocking::RecoveryService::start(|| async {
     ///     let store = Arc::new(MemoryStore::new()); // a deployment opens a SqliteStore here
-    ///     RecoveryService::builder(config, signer, IssuerTrust::new(), store, kek).build().await
+    ///     RecoveryService::builder(config, signer, trust, store, kek).build().await
     /// })?;
     /// assert_eq!(service.add_current_key("contoso", ServicePrivateKey::generate_p256()?)?, 1);
     /// let doc = service.key_document("contoso")?;

@@ -27,7 +27,7 @@ impl RecoveryService {
         key: VerifyingKey,
         ctx: &RequestContext,
     ) -> Result<(), ServiceError> {
-        self.device_registration(&DeviceRegistration::new(binding.clone(), key, false), ctx)
+        self.device_registration(&DeviceRegistration::new(binding, key, false), ctx)
             .await
     }
 
@@ -44,7 +44,7 @@ impl RecoveryService {
         key: VerifyingKey,
         ctx: &RequestContext,
     ) -> Result<(), ServiceError> {
-        self.device_registration(&DeviceRegistration::new(binding.clone(), key, true), ctx)
+        self.device_registration(&DeviceRegistration::new(binding, key, true), ctx)
             .await
     }
 

@@ -18,19 +18,28 @@ pub enum RateScope {
 /// Why the service refused a request. Each negative path has its own variant, emits one
 /// audit event and changes no service state.
 ///
-/// What a caller (the device, through the service's API) can do about each:
-/// - [`ServiceError::RateLimited`]: wait `retry_after` seconds.
-/// - [`ServiceError::AssertionExpired`], [`ServiceError::AssertionReplayed`],
+/// A caller learns what to do from the refusal sent to it: [`ServiceError::refusal`]
+/// gives the stable code, and the device's [`crate::Refusal::advice`] the action, the
+/// same table as docs/PROTOCOL.md §6a:
+/// - [`ServiceError::Unavailable`]: send the same request again after `retry_after`
+///   seconds; nothing was released or changed.
+/// - [`ServiceError::RateLimited`]: start a new recovery (new MFA) after `retry_after`
+///   seconds; the assertion will have expired by then.
+/// - [`ServiceError::AssertionInvalid`], [`ServiceError::AssertionExpired`],
+///   [`ServiceError::AssertionNotYetValid`], [`ServiceError::AssertionReplayed`],
 ///   [`ServiceError::NonceMismatch`], [`ServiceError::MfaMissing`]: authenticate again
-///   (with MFA) for this request and retry with the new assertion.
-/// - [`ServiceError::StaleEnvelope`], [`ServiceError::RetiredKey`]: the device's
-///   envelope is not the registered one or is sealed to a retired key; recovery is not
-///   possible with it (a destructive reset is).
-/// - [`ServiceError::Unavailable`]: retry later; nothing was released or changed.
-/// - [`ServiceError::RegistrationConflict`]: the service holds another envelope than the
-///   registration names as previous; the device should recover with the envelope it
-///   knows the service holds (see `Container::begin_recovery`).
-/// - everything else: the request is wrong and will fail the same way again.
+///   (a new MFA assertion for the same nonce) and send the rebuilt request.
+/// - [`ServiceError::StaleEnvelope`], [`ServiceError::RegistrationConflict`]: the service
+///   may hold the device's newer envelope: send the pending registration, then start the
+///   recovery again.
+/// - [`ServiceError::RetiredKey`], [`ServiceError::UnknownKey`],
+///   [`ServiceError::OpenFailed`]: recovery is not possible with this envelope; the
+///   destructive reset is the way back.
+/// - everything else: the request or the configuration is wrong and will fail the same
+///   way again.
+///
+/// Its `Display` never repeats its cause's text: log it with its `source()` chain (a
+/// malformed request's decoding error; a store failure's driver error).
 ///
 /// Which reasons are safe to show the caller: all of them. None carries a secret, and
 /// the refusals a caller could use to learn about other users' devices are merged:
@@ -113,6 +122,14 @@ pub enum ServiceError {
     Unsupported,
     /// A cryptographic primitive failed unexpectedly.
     Crypto,
+    /// An administrative act refused: `tenant` has no trusted identity provider
+    /// ([`crate::service::IssuerTrust`]), so keys added for it could never release a
+    /// secret. The tenant id must be the same string in the issuer trust, the keys and
+    /// the devices' bindings (for Entra ID, the tenant id the tokens carry as `tid`).
+    NoTrustedIssuer {
+        /// The tenant.
+        tenant: String,
+    },
 }
 
 impl ServiceError {
@@ -168,6 +185,7 @@ impl ServiceError {
             ServiceError::Unavailable(_) => "unavailable",
             ServiceError::Unsupported => "unsupported-suite",
             ServiceError::Crypto => "crypto-failure",
+            ServiceError::NoTrustedIssuer { .. } => "no-trusted-issuer",
         }
     }
 }
@@ -175,7 +193,7 @@ impl ServiceError {
 impl fmt::Display for ServiceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ServiceError::MalformedRequest(e) => write!(f, "malformed request: {e}"),
+            ServiceError::MalformedRequest(_) => f.write_str("malformed request"),
             ServiceError::RetiredKey { key_id } => {
                 write!(f, "the envelope is sealed to retired key {key_id}")
             }
@@ -186,6 +204,10 @@ impl fmt::Display for ServiceError {
                 )
             }
             ServiceError::Unavailable(e) => write!(f, "{e}"),
+            ServiceError::NoTrustedIssuer { tenant } => write!(
+                f,
+                "no identity provider is trusted for tenant {tenant:?}: name it in the issuer trust, with the same tenant id"
+            ),
             other => f.write_str(other.refusal().message()),
         }
     }
@@ -195,7 +217,8 @@ impl std::error::Error for ServiceError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ServiceError::MalformedRequest(e) => Some(e),
-            ServiceError::Unavailable(e) => Some(e),
+            // `Display` already is the failure's: its cause comes next.
+            ServiceError::Unavailable(e) => std::error::Error::source(e),
             _ => None,
         }
     }

@@ -28,11 +28,16 @@ use crate::protocol::key_document::{KeyDocumentSigner, SignedKeyDocument};
 /// # Examples
 /// ```
 /// use std::sync::Arc;
-/// use pin_recovery::service::{IssuerTrust, KeyEncryptionKey, MemoryStore, MfaPolicy,
-///     RecoveryService, ServiceConfig};
+/// use pin_recovery::service::{AssertionAlgorithm, IssuerTrust, KeyEncryptionKey, MemoryStore,
+///     MfaPolicy, RecoveryService, ServiceConfig, TrustedIssuer};
 /// use pin_recovery::{KeyDocumentSigner, ServicePrivateKey, SigningKey};
 ///
 /// # tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async {
+/// # let idp_jwks = pin_recovery::testkit::TestIdentityProvider::new("https://idp.contoso.example")?.jwks();
+/// // Which identity provider vouches for which tenant's users: the tenant id here is the
+/// // same string as in the keys added below and in the devices' bindings.
+/// let idp = TrustedIssuer::from_jwks("https://idp.contoso.example", idp_jwks.as_bytes(), &[AssertionAlgorithm::Es256])?;
+/// let trust = IssuerTrust::new().trust("contoso", Arc::new(idp));
 /// let config = ServiceConfig {
 ///     issuer: "https://recovery.example".into(),
 ///     mfa: MfaPolicy::new("https://recovery.example"),
@@ -41,7 +46,7 @@ use crate::protocol::key_document::{KeyDocumentSigner, SignedKeyDocument};
 /// let service = RecoveryService::builder(
 ///     config,
 ///     KeyDocumentSigner::new(SigningKey::generate()?),
-///     IssuerTrust::new(),                 // which identity provider vouches for which tenant
+///     trust,
 ///     Arc::new(MemoryStore::new()),       // a deployment: SqliteStore or PostgresStore
 ///     KeyEncryptionKey::generate()?,      // a deployment: KeyEncryptionKey::from_file
 /// )
@@ -158,12 +163,19 @@ impl RecoveryService {
     /// reads keyrings afresh for key documents).
     ///
     /// # Errors
-    /// [`ServiceError::Unavailable`], [`ServiceError::Crypto`].
+    /// [`ServiceError::NoTrustedIssuer`] if no identity provider is trusted for `tenant`
+    /// (its keys could never release anything: usually the tenant is named differently
+    /// in the issuer trust); [`ServiceError::Unavailable`], [`ServiceError::Crypto`].
     pub async fn add_current_key(
         &self,
         tenant: &str,
         key: ServicePrivateKey,
     ) -> Result<u32, ServiceError> {
+        if self.issuer_trust()?.issuers(tenant).is_empty() {
+            return Err(ServiceError::NoTrustedIssuer {
+                tenant: tenant.to_owned(),
+            });
+        }
         let der = key.to_pkcs8_der().map_err(|_| ServiceError::Crypto)?;
         let wrapped = self
             .kek

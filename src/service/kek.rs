@@ -107,7 +107,8 @@ impl KeyEncryptionKey {
     ///
     /// # Errors
     /// [`KekError::Unreadable`], [`KekError::Malformed`].
-    pub fn from_file(path: &Path) -> Result<Self, KekError> {
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, KekError> {
+        let path = path.as_ref();
         let raw = Zeroizing::new(
             std::fs::read(path)
                 .map_err(|e| KekError::Unreadable(format!("{}: {e}", path.display())))?,

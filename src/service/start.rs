@@ -69,7 +69,8 @@ impl fmt::Display for StartError {
 impl std::error::Error for StartError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            StartError::Store(e) => Some(e),
+            // `Display` already is the failure's: its cause comes next.
+            StartError::Store(e) => std::error::Error::source(e),
             _ => None,
         }
     }

@@ -1,6 +1,7 @@
 //! An in-process stand-in for a recovery service and an identity provider, for the
 //! guides' examples and quick experiments: what a device reaches over HTTP, answered by a
-//! service over an in-memory store. Not for production.
+//! service over an in-memory store. Not for production. Each method names the HTTP
+//! request it stands for (docs/PROTOCOL.md §8): a device replaces them with those.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -82,7 +83,8 @@ impl StandIn {
         *self.service.key_document_key()
     }
 
-    /// The current key document (`GET /keys/contoso`).
+    /// The current key document (`GET /keys/contoso`: 200 with the compact JWS text;
+    /// a device reads it with `SignedKeyDocument::new(body)`).
     ///
     /// # Errors
     /// If the service fails.
@@ -90,7 +92,8 @@ impl StandIn {
         Ok(self.service.key_document("contoso")?)
     }
 
-    /// Registers a device (what the identity provider's provisioning does).
+    /// Registers a device (`POST /devices` with a `DeviceRegistration`'s JSON, 204):
+    /// what the identity provider's provisioning or an administrator does.
     ///
     /// # Errors
     /// The service's refusal.
@@ -100,7 +103,7 @@ impl StandIn {
             .map_err(|e| e.refusal())
     }
 
-    /// Re-registers a device under a new key.
+    /// Re-registers a device under a new key (`POST /devices` with `replace: true`).
     ///
     /// # Errors
     /// The service's refusal.
@@ -110,7 +113,7 @@ impl StandIn {
             .map_err(|e| e.refusal())
     }
 
-    /// Sends an envelope registration (`POST /envelopes`).
+    /// Sends an envelope registration (`POST /envelopes`: 204, or a refusal).
     ///
     /// # Errors
     /// The service's refusal.
@@ -120,7 +123,8 @@ impl StandIn {
             .map_err(|e| e.refusal())
     }
 
-    /// Sends a recovery request (`POST /recover`): the response body, or the refusal's.
+    /// Sends a recovery request (`POST /recover`): the 200 response body, or the
+    /// refusal's body.
     ///
     /// # Errors
     /// The refusal's JSON body.
@@ -130,7 +134,9 @@ impl StandIn {
             .map_err(|e| e.refusal().to_json())
     }
 
-    /// The identity provider's MFA assertion for `binding`, bound to `nonce`.
+    /// The identity provider's MFA assertion for `binding`, bound to `nonce`: the token a
+    /// real device gets from its identity provider after MFA (for OpenID Connect, an ID
+    /// token requested with this `nonce`); the recovery service never issues it.
     ///
     /// # Errors
     /// If signing fails.
@@ -254,7 +260,7 @@ pub struct StandInDevice {
 impl StandInDevice {
     /// Its device registration, as the provisioning would send it.
     pub fn device_registration_json(&self) -> Vec<u8> {
-        DeviceRegistration::new(self.binding.clone(), self.device_public_key, false).to_json()
+        DeviceRegistration::new(&self.binding, self.device_public_key, false).to_json()
     }
 
     /// Its pending envelope registration.

@@ -2,7 +2,11 @@ use core::fmt;
 use std::sync::Arc;
 
 /// A backing store failed: what it was doing, and the store's own error when there is
-/// one (a database driver's, say). Nothing was changed by the operation that failed.
+/// one (a database driver's, say), as its [`std::error::Error::source`]. Nothing was
+/// changed by the operation that failed.
+///
+/// Its `Display` says only what failed (the crate's errors never repeat their source's
+/// text): log it with its `source()` chain.
 #[derive(Clone, Debug)]
 pub struct StorageFailure {
     operation: &'static str,
@@ -47,10 +51,7 @@ impl Eq for StorageFailure {}
 
 impl fmt::Display for StorageFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.source {
-            Some(e) => write!(f, "service storage failed to {}: {e}", self.operation),
-            None => write!(f, "service storage failed to {}", self.operation),
-        }
+        write!(f, "service storage failed to {}", self.operation)
     }
 }
 

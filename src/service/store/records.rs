@@ -53,7 +53,10 @@ pub struct RateLimit {
     pub window: u64,
 }
 
-/// The per-user and per-device limits.
+/// The per-user and per-device limits on releases.
+///
+/// The default: 3 releases per user and 3 per device in any 24 hours (86,400 s); the
+/// fourth is refused `rate-limited` with the seconds until a slot frees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RatePolicy {
     /// Per user.
