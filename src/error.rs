@@ -164,7 +164,7 @@ impl fmt::Display for JsonProblem {
             JsonProblem::Syntax => "not valid JSON",
             JsonProblem::Truncated => "the JSON ends early",
             JsonProblem::Shape => {
-                "valid JSON but not the expected message (a field missing, unknown or repeated, or a value of the wrong type)"
+                "valid JSON but not the expected message (a field missing, unknown or repeated, or a value of the wrong type or out of range)"
             }
         })
     }

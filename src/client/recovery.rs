@@ -79,6 +79,10 @@ impl PendingRecovery {
     /// Builds the request carrying `assertion` (the identity provider's, issued for
     /// [`PendingRecovery::mfa_nonce`]), signed by the device key.
     ///
+    /// It may be called again, with a new assertion for the same nonce, after a refusal
+    /// that advises reauthenticating ([`crate::Advice::Reauthenticate`]); the service's
+    /// answer then opens only for the last request built.
+    ///
     /// # Errors
     /// [`ClientError::BadAssertion`] if the assertion is longer than
     /// [`crate::MAX_ASSERTION_LEN`] or not a compact JWS; [`ClientError::Crypto`] if

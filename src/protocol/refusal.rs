@@ -379,7 +379,9 @@ impl From<&Refusal> for RefusalWire {
 }
 
 impl Refusal {
-    /// The refusal for `code`, with its status and standard sentence.
+    /// The refusal for `code`, with its status and standard sentence. A device that gets
+    /// no refusal body (a timeout, a proxy's error page) can treat it as
+    /// `Refusal::new(RefusalCode::Unavailable, None)`.
     pub fn new(code: RefusalCode, retry_after: Option<u64>) -> Self {
         Refusal {
             status: code.http_status(),
@@ -422,7 +424,8 @@ impl Refusal {
         &self.message
     }
 
-    /// What the device should do.
+    /// What the device should do. Without a `retry_after`, an `unavailable` refusal (or
+    /// an unknown 5xx code) waits 60 s and a `rate-limited` one 3600 s.
     pub fn advice(&self) -> Advice {
         use RefusalCode as C;
         match &self.code {

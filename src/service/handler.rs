@@ -21,7 +21,8 @@ use crate::envelope::Envelope;
 use crate::keys::{KeyId, ServicePrivateKey, VerifyingKey};
 use crate::protocol::key_document::{KeyDocumentSigner, SignedKeyDocument};
 
-/// The recovery service. Safe to share between threads and tasks; its methods are async
+/// The recovery service. `Send + Sync` but not `Clone`: share one between threads and
+/// tasks as an `Arc<RecoveryService>` (axum state, say). Its methods are async
 /// (see [`super::blocking::RecoveryService`] for a synchronous front). See
 /// [`crate::guides::service`] for a whole service.
 ///
