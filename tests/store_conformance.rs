@@ -30,6 +30,7 @@ const CASES: &[(&str, Case)] = cases![
     devices_and_reregistration,
     swaps_are_compare_and_swap_with_their_event,
     a_release_commits_everything_or_nothing,
+    the_release_check_answers_as_the_commit_would_and_writes_nothing,
     rate_windows_and_retry_after,
     keyrings_versions_states_and_serial,
     key_encryption_key_fingerprint_is_recorded_once,
@@ -363,6 +364,76 @@ async fn a_release_commits_everything_or_nothing(s: Scratch) -> Scratch {
     s
 }
 
+async fn the_release_check_answers_as_the_commit_would_and_writes_nothing(s: Scratch) -> Scratch {
+    let store = s.open().await;
+    let (key, env) = registered(&*store).await;
+    let keys = rate_keys();
+    let policy = rates(2);
+    let ev = event("released");
+    let first = commit(&env, "tok-1", &keys, &policy, T, &ev);
+    // Checking writes nothing: the same answer twice, and the commit still commits.
+    assert_eq!(store.check_release(&first).await.unwrap(), None);
+    assert_eq!(store.check_release(&first).await.unwrap(), None);
+    let events = event_count(&*store).await;
+    assert!(!store.token_spent("idp", "tok-1", T + 360).await.unwrap());
+    assert_eq!(
+        store.commit_release(&first).await.unwrap(),
+        ReleaseOutcome::Committed
+    );
+    assert_eq!(event_count(&*store).await, events + 1);
+    let second = commit(&env, "tok-2", &keys, &policy, T + 10, &ev);
+    assert_eq!(store.check_release(&second).await.unwrap(), None);
+    assert_eq!(
+        store.commit_release(&second).await.unwrap(),
+        ReleaseOutcome::Committed
+    );
+    // Each refusal: the check says what the commit then says, in the commit's order.
+    let stale = envelope(&key);
+    let (none, generous) = (rates(0), rates(10));
+    let refusals = [
+        (
+            commit(&env, "tok-1", &keys, &policy, T + 20, &ev),
+            ReleaseOutcome::Replayed,
+        ),
+        (
+            commit(&stale, "tok-3", &keys, &policy, T + 20, &ev),
+            ReleaseOutcome::StaleEnvelope,
+        ),
+        (
+            commit(&env, "tok-4", &keys, &policy, T + 20, &ev),
+            ReleaseOutcome::RateLimited {
+                scope: RateScope::User,
+                retry_after: 80,
+            },
+        ),
+        (
+            commit(&env, "tok-5", &keys, &none, T + 20, &ev),
+            ReleaseOutcome::RateLimited {
+                scope: RateScope::User,
+                retry_after: 100,
+            },
+        ),
+    ];
+    for (c, expected) in &refusals {
+        assert_eq!(store.check_release(c).await.unwrap(), Some(*expected));
+        assert_eq!(store.commit_release(c).await.unwrap(), *expected);
+    }
+    let newer = ServicePrivateKey::generate_p256().unwrap();
+    add_key(&*store, "t", &newer).await;
+    assert!(store.retire_key("t", key.key_id()).await.unwrap());
+    let retired = commit(&env, "tok-6", &keys, &generous, T + 30, &ev);
+    assert_eq!(
+        store.check_release(&retired).await.unwrap(),
+        Some(ReleaseOutcome::RetiredKey)
+    );
+    assert_eq!(
+        event_count(&*store).await,
+        events + 2,
+        "refusals recorded nothing"
+    );
+    s
+}
+
 async fn rate_windows_and_retry_after(s: Scratch) -> Scratch {
     let store = s.open().await;
     let (_, env) = registered(&*store).await;
@@ -413,6 +484,40 @@ async fn rate_windows_and_retry_after(s: Scratch) -> Scratch {
     assert_eq!(
         store.rate_refusal(&keys, &zero, T).await.unwrap(),
         Some((RateScope::User, 60))
+    );
+    // A window holding more releases than the limit (the limit was lowered): the wait
+    // runs from the newest `max` of them, not the oldest.
+    let generous = RateLimit {
+        max: 10,
+        window: 100,
+    };
+    let generous = RatePolicy {
+        per_user: generous,
+        per_device: generous,
+    };
+    for (token, now) in [
+        ("r3", T + 110),
+        ("r4", T + 120),
+        ("r5", T + 130),
+        ("r6", T + 140),
+    ] {
+        let c = commit(&env, token, &keys, &generous, now, &ev);
+        assert_eq!(
+            store.commit_release(&c).await.unwrap(),
+            ReleaseOutcome::Committed
+        );
+    }
+    let lowered = RatePolicy {
+        per_user: RateLimit {
+            max: 2,
+            window: 100,
+        },
+        per_device: generous.per_device,
+    };
+    assert_eq!(
+        store.rate_refusal(&keys, &lowered, T + 150).await.unwrap(),
+        Some((RateScope::User, 80)),
+        "T+130 is the older of the newest two"
     );
     s
 }

@@ -14,9 +14,11 @@ use super::audit::{AuditAction, AuditEvent, AuditOutcome, RequestContext};
 use super::error::{RateScope, ServiceError};
 use super::handler::{RecoveryService, Refusal, Trace};
 use super::mfa;
-use super::store::{RateKey, ReleaseCommit, ReleaseOutcome};
+use super::store::{RateKey, ReleaseCommit, ReleaseOutcome, StorageFailure};
 use crate::crypto::hpke::{self, Ephemeral, ENC_LEN};
 use crate::crypto::provider::provider;
+use crate::envelope::binding::Binding;
+use crate::envelope::Envelope;
 use crate::keys::signing::VerifyingKey;
 use crate::protocol::request::{mfa_nonce, RecoveryRequest};
 use crate::protocol::response::{RecoveryResponse, RESPONSE_LABEL, SEALED_SECRET_LEN};
@@ -112,13 +114,6 @@ impl RecoveryService {
             &nonce,
             now,
         )?;
-        if self
-            .store
-            .token_spent(&assertion.issuer, &assertion.token_id, assertion.expires_at)
-            .await?
-        {
-            return Err(ServiceError::AssertionReplayed.into());
-        }
         if record.envelope.as_ref() != Some(envelope) {
             return Err(ServiceError::StaleEnvelope.into());
         }
@@ -134,17 +129,29 @@ impl RecoveryService {
                 id: binding.device().to_owned(),
             },
         ];
+        let event = self.event(trace, AuditOutcome::Released, "ok");
+        let commit = ReleaseCommit {
+            tenant: binding.tenant(),
+            device: binding.device(),
+            envelope_id: envelope.envelope_id(),
+            key_id: envelope.key_id(),
+            issuer: &assertion.issuer,
+            token_id: &assertion.token_id,
+            token_expires_at: assertion.expires_at,
+            rate_keys: &rate_keys,
+            policy: &self.rates,
+            now,
+            event: &event,
+        };
+        // What the commit would refuse (spent, stale, retired, rate), in one read, before
+        // anything is opened.
+        if let Some(refused) = self.store.check_release(&commit).await? {
+            return Err(self.refused(binding, envelope, refused).await);
+        }
         let key = self
             .keyring_with(binding.tenant(), envelope.key_id())
             .await?
             .opener(envelope.key_id())?;
-        if let Some((scope, retry_after)) = self
-            .store
-            .rate_refusal(&rate_keys, &self.rates, now)
-            .await?
-        {
-            return Err(ServiceError::RateLimited { scope, retry_after }.into());
-        }
         let secret = key.open(envelope, binding).map_err(|e| match e {
             crate::Error::Unsupported(_) => ServiceError::Unsupported,
             _ => ServiceError::OpenFailed,
@@ -156,39 +163,38 @@ impl RecoveryService {
         )?;
         drop(secret);
 
-        let event = self.event(trace, AuditOutcome::Released, "ok");
-        let outcome = self
-            .store
-            .commit_release(&ReleaseCommit {
-                tenant: binding.tenant(),
-                device: binding.device(),
-                envelope_id: envelope.envelope_id(),
-                key_id: envelope.key_id(),
-                issuer: &assertion.issuer,
-                token_id: &assertion.token_id,
-                token_expires_at: assertion.expires_at,
-                rate_keys: &rate_keys,
-                policy: &self.rates,
-                now,
-                event: &event,
-            })
-            .await?;
-        match outcome {
+        match self.store.commit_release(&commit).await? {
             ReleaseOutcome::Committed => {
                 Ok((RecoveryResponse::new(envelope.envelope_id(), sealed), event))
             }
-            ReleaseOutcome::Replayed => Err(ServiceError::AssertionReplayed.into()),
-            ReleaseOutcome::RateLimited { scope, retry_after } => {
-                Err(ServiceError::RateLimited { scope, retry_after }.into())
+            refused => Err(self.refused(binding, envelope, refused).await),
+        }
+    }
+
+    /// The refusal for an outcome other than `Committed`.
+    async fn refused(
+        &self,
+        binding: &Binding,
+        envelope: &Envelope,
+        outcome: ReleaseOutcome,
+    ) -> Refusal {
+        match outcome {
+            ReleaseOutcome::Replayed => ServiceError::AssertionReplayed.into(),
+            // A check that answers "refused: committed" is a store's bug: refuse safely.
+            ReleaseOutcome::Committed => {
+                StorageFailure::new("check the release (the store's answer is inconsistent)").into()
             }
-            ReleaseOutcome::StaleEnvelope => Err(ServiceError::StaleEnvelope.into()),
+            ReleaseOutcome::RateLimited { scope, retry_after } => {
+                ServiceError::RateLimited { scope, retry_after }.into()
+            }
+            ReleaseOutcome::StaleEnvelope => ServiceError::StaleEnvelope.into(),
             ReleaseOutcome::RetiredKey => {
                 // Another replica retired it: this one learns it now.
                 self.refresh_keyring(binding.tenant()).await;
-                Err(ServiceError::RetiredKey {
+                ServiceError::RetiredKey {
                     key_id: envelope.key_id(),
                 }
-                .into())
+                .into()
             }
         }
     }

@@ -210,6 +210,30 @@ fn recent(
         .unwrap_or_default()
 }
 
+/// The commit's checks, in its order: what it would refuse, if anything.
+fn release_refusal(s: &State, c: &ReleaseCommit<'_>) -> Option<ReleaseOutcome> {
+    if s.spent.spent(c.issuer, c.token_id, c.token_expires_at) {
+        return Some(ReleaseOutcome::Replayed);
+    }
+    let registered = s
+        .devices
+        .get(&(c.tenant.to_owned(), c.device.to_owned()))
+        .and_then(super::registered_id);
+    if registered != Some(c.envelope_id) {
+        return Some(ReleaseOutcome::StaleEnvelope);
+    }
+    let usable = s.keyrings.get(c.tenant).is_some_and(|r| {
+        r.keys
+            .iter()
+            .any(|k| k.key_id == c.key_id && k.state != KeyState::Retired)
+    });
+    if !usable {
+        return Some(ReleaseOutcome::RetiredKey);
+    }
+    refusal(&s.rate, c.rate_keys, c.policy, c.now)
+        .map(|(scope, retry_after)| ReleaseOutcome::RateLimited { scope, retry_after })
+}
+
 fn refusal(
     rate: &HashMap<RateKey, VecDeque<u64>>,
     keys: &[RateKey],
@@ -299,26 +323,8 @@ impl ServiceStore for MemoryStore {
     ) -> Result<ReleaseOutcome, StorageFailure> {
         let mut s = self.state_for_write("commit the release")?;
         s.spent.forget_expired(c.now);
-        if s.spent.spent(c.issuer, c.token_id, c.token_expires_at) {
-            return Ok(ReleaseOutcome::Replayed);
-        }
-        let registered = s
-            .devices
-            .get(&(c.tenant.to_owned(), c.device.to_owned()))
-            .and_then(super::registered_id);
-        if registered != Some(c.envelope_id) {
-            return Ok(ReleaseOutcome::StaleEnvelope);
-        }
-        let usable = s.keyrings.get(c.tenant).is_some_and(|r| {
-            r.keys
-                .iter()
-                .any(|k| k.key_id == c.key_id && k.state != KeyState::Retired)
-        });
-        if !usable {
-            return Ok(ReleaseOutcome::RetiredKey);
-        }
-        if let Some((scope, retry_after)) = refusal(&s.rate, c.rate_keys, c.policy, c.now) {
-            return Ok(ReleaseOutcome::RateLimited { scope, retry_after });
+        if let Some(refused) = release_refusal(&s, c) {
+            return Ok(refused);
         }
         self.push_event(c.event)?;
         let id = (c.issuer.to_owned(), c.token_id.to_owned());
@@ -328,6 +334,13 @@ impl ServiceStore for MemoryStore {
             s.rate.entry(k.clone()).or_default().push_back(c.now);
         }
         Ok(ReleaseOutcome::Committed)
+    }
+
+    async fn check_release(
+        &self,
+        c: &ReleaseCommit<'_>,
+    ) -> Result<Option<ReleaseOutcome>, StorageFailure> {
+        Ok(release_refusal(&*self.state()?, c))
     }
 
     async fn record_event(&self, event: &AuditEvent) -> Result<(), StorageFailure> {

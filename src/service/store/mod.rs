@@ -86,6 +86,16 @@ pub trait ServiceStore: Send + Sync {
         now: u64,
     ) -> Result<Option<(RateScope, u64)>, StorageFailure>;
 
+    /// What [`ServiceStore::commit_release`] would answer now, reading only: its checks
+    /// in its order (token unspent, envelope still registered, key not retired, rate
+    /// limits), `None` if it would commit. The service asks before it opens the envelope,
+    /// so that a request the commit would refuse opens nothing; the commit checks again.
+    /// The SQL stores answer it in one statement.
+    async fn check_release(
+        &self,
+        c: &ReleaseCommit<'_>,
+    ) -> Result<Option<ReleaseOutcome>, StorageFailure>;
+
     /// The release, in one atomic step: checks that the token is unspent, the rate
     /// limits allow it, the envelope is still the registered one and its key is not
     /// retired; then spends the token, takes the rate slots and records the event. Any

@@ -16,8 +16,8 @@ use sqlx::{Postgres, Row, Transaction};
 use super::records::{rate_wait, KeyState};
 use super::sql::{self, failed, from_db, to_db, EventColumns, KEK_FINGERPRINT, REPLAY_FLOOR};
 use super::{
-    DeviceRecord, EnvelopeSwap, NewTenantKey, RateKey, RatePolicy, ReleaseCommit, ReleaseOutcome,
-    ServiceStore, StorageFailure, StoredKeyring,
+    DeviceRecord, EnvelopeSwap, NewTenantKey, RateKey, RateLimit, RatePolicy, ReleaseCommit,
+    ReleaseOutcome, ServiceStore, StorageFailure, StoredKeyring,
 };
 use crate::keys::{KeyId, VerifyingKey};
 use crate::service::audit::AuditEvent;
@@ -126,25 +126,32 @@ async fn floor<'e, E: sqlx::Executor<'e, Database = Postgres>>(
     sql::floor_value(row.map(|r| r.get::<Vec<u8>, _>(0)))
 }
 
-/// The releases of `key` within `window` before `now`, oldest first.
+/// The times of the newest `limit.max` releases of `key` within its window, oldest
+/// first: all that [`rate_wait`] needs, and a read bounded by the limit rather than by
+/// how many slots the window holds.
 async fn recent<'e, E: sqlx::Executor<'e, Database = Postgres>>(
     ex: E,
     key: &RateKey,
-    window: u64,
+    limit: RateLimit,
     now: u64,
 ) -> Result<Vec<u64>, StorageFailure> {
     let rows = sqlx::query(
         "SELECT at FROM rate_slots WHERE scope = $1 AND tenant = $2 AND subject = $3 AND at > $4 \
-         ORDER BY at",
+         ORDER BY at DESC LIMIT $5",
     )
     .bind(sql::scope_name(key.scope))
     .bind(&key.tenant)
     .bind(&key.id)
-    .bind(to_db(now).saturating_sub(to_db(window)))
+    .bind(to_db(now).saturating_sub(to_db(limit.window)))
+    .bind(i64::from(limit.max))
     .fetch_all(ex)
     .await
     .map_err(failed("read the rate slots"))?;
-    Ok(rows.iter().map(|r| from_db(r.get::<i64, _>(0))).collect())
+    Ok(rows
+        .iter()
+        .rev()
+        .map(|r| from_db(r.get::<i64, _>(0)))
+        .collect())
 }
 
 /// Makes sure `tenant` has a serial row and locks it until the transaction ends: every
@@ -262,7 +269,7 @@ impl ServiceStore for PostgresStore {
     ) -> Result<Option<(RateScope, u64)>, StorageFailure> {
         for k in keys {
             let limit = policy.limit(k.scope);
-            let times = recent(&self.pool, k, limit.window, now).await?;
+            let times = recent(&self.pool, k, limit, now).await?;
             if let Some(wait) = rate_wait(&times, limit, now) {
                 return Ok(Some((k.scope, wait)));
             }
@@ -292,6 +299,18 @@ impl ServiceStore for PostgresStore {
                 .map_err(failed(op))?;
         }
         if c.token_expires_at <= floor(&mut *tx, true).await? {
+            return Ok(ReleaseOutcome::Replayed);
+        }
+        // Spent first, as every store answers (a duplicate of the same user and device
+        // holds the same locks, so it sees the first's commit here); the insert below
+        // stays the guard.
+        let spent = sqlx::query("SELECT 1 FROM spent_tokens WHERE issuer = $1 AND token_id = $2")
+            .bind(c.issuer)
+            .bind(c.token_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(failed(op))?;
+        if spent.is_some() {
             return Ok(ReleaseOutcome::Replayed);
         }
         let registered = sqlx::query(
@@ -324,7 +343,7 @@ impl ServiceStore for PostgresStore {
         }
         for k in c.rate_keys {
             let limit = c.policy.limit(k.scope);
-            let times = recent(&mut *tx, k, limit.window, c.now).await?;
+            let times = recent(&mut *tx, k, limit, c.now).await?;
             if let Some(retry_after) = rate_wait(&times, limit, c.now) {
                 return Ok(ReleaseOutcome::RateLimited {
                     scope: k.scope,
@@ -364,6 +383,32 @@ impl ServiceStore for PostgresStore {
         insert_event(&mut tx, c.event).await?;
         tx.commit().await.map_err(failed(op))?;
         Ok(ReleaseOutcome::Committed)
+    }
+
+    async fn check_release(
+        &self,
+        c: &ReleaseCommit<'_>,
+    ) -> Result<Option<ReleaseOutcome>, StorageFailure> {
+        let op = "check the release";
+        let statement = sql::release_check_sql('$', c.rate_keys.len());
+        let row = sql::bind_release_check(sqlx::query(&statement), c)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(failed(op))?;
+        let kth_newest = (0..c.rate_keys.len())
+            .map(|i| row.try_get::<Option<i64>, _>(4 + i))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(failed(op))?;
+        sql::release_check_outcome(
+            c,
+            sql::ReleaseCheckRow {
+                floor: row.try_get(0).map_err(failed(op))?,
+                spent: row.try_get::<bool, _>(1).map_err(failed(op))?,
+                envelope_id: row.try_get(2).map_err(failed(op))?,
+                key_state: row.try_get(3).map_err(failed(op))?,
+                kth_newest,
+            },
+        )
     }
 
     async fn record_event(&self, event: &AuditEvent) -> Result<(), StorageFailure> {

@@ -181,3 +181,114 @@ pub(crate) fn fingerprint_value(bytes: &[u8]) -> Result<[u8; 32], StorageFailure
         )
     })
 }
+
+/// One statement answering every check of a release (the commit's, in its order), so
+/// that checking before opening costs one round trip. `p` is the placeholder sigil
+/// (`?` for SQLite, `$` for PostgreSQL; both number their parameters). Parameters:
+/// floor name, issuer, token id, tenant, device, key id, then per rate key its scope,
+/// tenant, subject, window start and offset.
+pub(crate) fn release_check_sql(p: char, rate_keys: usize) -> String {
+    let mut sql = format!(
+        "SELECT (SELECT value FROM meta WHERE name = {p}1), \
+         EXISTS (SELECT 1 FROM spent_tokens WHERE issuer = {p}2 AND token_id = {p}3), \
+         (SELECT envelope_id FROM devices WHERE tenant = {p}4 AND device = {p}5), \
+         (SELECT state FROM tenant_keys WHERE tenant = {p}4 AND key_id = {p}6)"
+    );
+    for i in 0..rate_keys {
+        let n = 7 + 5 * i;
+        // The `max`-th newest release in the window: a release is allowed again when it
+        // leaves the window; none means fewer than `max` releases (rate_wait's rule).
+        sql += &format!(
+            ", (SELECT at FROM rate_slots WHERE scope = {p}{} AND tenant = {p}{} \
+             AND subject = {p}{} AND at > {p}{} ORDER BY at DESC LIMIT 1 OFFSET {p}{})",
+            n,
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4
+        );
+    }
+    sql
+}
+
+/// What the release check statement read.
+pub(crate) struct ReleaseCheckRow {
+    pub(crate) floor: Option<Vec<u8>>,
+    pub(crate) spent: bool,
+    pub(crate) envelope_id: Option<Vec<u8>>,
+    pub(crate) key_state: Option<String>,
+    /// Per rate key, the `max`-th newest release time in its window.
+    pub(crate) kth_newest: Vec<Option<i64>>,
+}
+
+/// The outcome the commit would have, from what the check statement read.
+pub(crate) fn release_check_outcome(
+    c: &super::ReleaseCommit<'_>,
+    row: ReleaseCheckRow,
+) -> Result<Option<super::ReleaseOutcome>, StorageFailure> {
+    use super::ReleaseOutcome;
+    if row.spent || c.token_expires_at <= floor_value(row.floor)? {
+        return Ok(Some(ReleaseOutcome::Replayed));
+    }
+    if row.envelope_id.as_deref() != Some(c.envelope_id.as_bytes().as_slice()) {
+        return Ok(Some(ReleaseOutcome::StaleEnvelope));
+    }
+    if row
+        .key_state
+        .as_deref()
+        .and_then(KeyState::from_name)
+        .is_none_or(|s| s == KeyState::Retired)
+    {
+        return Ok(Some(ReleaseOutcome::RetiredKey));
+    }
+    for (k, kth) in c.rate_keys.iter().zip(row.kth_newest) {
+        let limit = c.policy.limit(k.scope);
+        let wait = match (limit.max, kth) {
+            (0, _) => Some(limit.window),
+            (_, Some(at)) => Some(
+                from_db(at)
+                    .saturating_add(limit.window)
+                    .saturating_sub(c.now),
+            ),
+            (_, None) => None,
+        };
+        if let Some(wait) = wait {
+            return Ok(Some(ReleaseOutcome::RateLimited {
+                scope: k.scope,
+                retry_after: wait.max(1),
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// The parameters of [`release_check_sql`], bound in order.
+pub(crate) fn bind_release_check<'q, DB>(
+    mut query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    c: &'q super::ReleaseCommit<'q>,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Vec<u8>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    query = query
+        .bind(REPLAY_FLOOR)
+        .bind(c.issuer)
+        .bind(c.token_id)
+        .bind(c.tenant)
+        .bind(c.device)
+        .bind(c.key_id.as_bytes().to_vec());
+    for k in c.rate_keys {
+        let limit = c.policy.limit(k.scope);
+        query = query
+            .bind(scope_name(k.scope))
+            .bind(k.tenant.clone())
+            .bind(k.id.clone())
+            .bind(to_db(c.now).saturating_sub(to_db(limit.window)))
+            .bind(i64::from(limit.max.saturating_sub(1)));
+    }
+    query
+}
