@@ -186,13 +186,16 @@ pub(crate) fn fingerprint_value(bytes: &[u8]) -> Result<[u8; 32], StorageFailure
 /// that checking before opening costs one round trip. `p` is the placeholder sigil
 /// (`?` for SQLite, `$` for PostgreSQL; both number their parameters). Parameters:
 /// floor name, issuer, token id, tenant, device, key id, then per rate key its scope,
-/// tenant, subject, window start and offset.
-pub(crate) fn release_check_sql(p: char, rate_keys: usize) -> String {
+/// tenant, subject, window start and offset. `lock` (PostgreSQL, in the commit) takes
+/// share locks on the floor, device and key rows read, so that a concurrent purge, swap
+/// or retirement waits for the commit.
+pub(crate) fn release_check_sql(p: char, rate_keys: usize, lock: bool) -> String {
+    let l = if lock { " FOR SHARE" } else { "" };
     let mut sql = format!(
-        "SELECT (SELECT value FROM meta WHERE name = {p}1), \
+        "SELECT (SELECT value FROM meta WHERE name = {p}1{l}), \
          EXISTS (SELECT 1 FROM spent_tokens WHERE issuer = {p}2 AND token_id = {p}3), \
-         (SELECT envelope_id FROM devices WHERE tenant = {p}4 AND device = {p}5), \
-         (SELECT state FROM tenant_keys WHERE tenant = {p}4 AND key_id = {p}6)"
+         (SELECT envelope_id FROM devices WHERE tenant = {p}4 AND device = {p}5{l}), \
+         (SELECT state FROM tenant_keys WHERE tenant = {p}4 AND key_id = {p}6{l})"
     );
     for i in 0..rate_keys {
         let n = 7 + 5 * i;
@@ -260,6 +263,21 @@ pub(crate) fn release_check_outcome(
         }
     }
     Ok(None)
+}
+
+/// `INSERT` of one rate slot per key, in one statement: parameters scope, tenant,
+/// subject, time for each key in turn.
+pub(crate) fn rate_slots_insert_sql(p: char, rate_keys: usize) -> String {
+    let rows: Vec<String> = (0..rate_keys)
+        .map(|i| {
+            let n = 1 + 4 * i;
+            format!("({p}{}, {p}{}, {p}{}, {p}{})", n, n + 1, n + 2, n + 3)
+        })
+        .collect();
+    format!(
+        "INSERT INTO rate_slots (scope, tenant, subject, at) VALUES {}",
+        rows.join(", ")
+    )
 }
 
 /// The parameters of [`release_check_sql`], bound in order.

@@ -14,7 +14,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::records::{rate_wait, KeyState};
+use super::records::rate_wait;
 use super::sql::{self, failed, from_db, to_db, EventColumns, KEK_FINGERPRINT, REPLAY_FLOOR};
 use super::{
     DeviceRecord, EnvelopeSwap, NewTenantKey, RateKey, RateLimit, RatePolicy, ReleaseCommit,
@@ -182,6 +182,58 @@ async fn recent<'e, E: sqlx::Executor<'e, Database = Sqlite>>(
         .collect())
 }
 
+/// The commit's checks in one statement: what it would refuse, if anything.
+async fn release_check<'e, E: sqlx::Executor<'e, Database = Sqlite>>(
+    ex: E,
+    c: &ReleaseCommit<'_>,
+) -> Result<Option<ReleaseOutcome>, StorageFailure> {
+    let op = "check the release";
+    let statement = sql::release_check_sql('?', c.rate_keys.len(), false);
+    let row = sql::bind_release_check(sqlx::query(&statement), c)
+        .fetch_one(ex)
+        .await
+        .map_err(failed(op))?;
+    let kth_newest = (0..c.rate_keys.len())
+        .map(|i| row.try_get::<Option<i64>, _>(4 + i))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(failed(op))?;
+    sql::release_check_outcome(
+        c,
+        sql::ReleaseCheckRow {
+            floor: row.try_get(0).map_err(failed(op))?,
+            spent: row.try_get::<i64, _>(1).map_err(failed(op))? != 0,
+            envelope_id: row.try_get(2).map_err(failed(op))?,
+            key_state: row.try_get(3).map_err(failed(op))?,
+            kth_newest,
+        },
+    )
+}
+
+/// One rate slot per key at `now`, in one statement.
+async fn take_rate_slots(
+    ex: impl sqlx::Executor<'_, Database = Sqlite>,
+    keys: &[RateKey],
+    now: u64,
+) -> Result<(), StorageFailure> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let statement = sql::rate_slots_insert_sql('?', keys.len());
+    let mut query = sqlx::query(&statement);
+    for k in keys {
+        query = query
+            .bind(sql::scope_name(k.scope))
+            .bind(&k.tenant)
+            .bind(&k.id)
+            .bind(to_db(now));
+    }
+    query
+        .execute(ex)
+        .await
+        .map(drop)
+        .map_err(failed("take the rate slots"))
+}
+
 #[async_trait]
 impl ServiceStore for SqliteStore {
     async fn device(
@@ -288,54 +340,10 @@ impl ServiceStore for SqliteStore {
         c: &ReleaseCommit<'_>,
     ) -> Result<ReleaseOutcome, StorageFailure> {
         let op = "commit the release";
-        // IMMEDIATE: the checks below hold at the commit, as no other writer runs.
+        // IMMEDIATE: the checks hold at the commit, as no other writer runs.
         let mut tx = self.write(op).await?;
-        if c.token_expires_at <= floor(&mut *tx).await? {
-            return Ok(ReleaseOutcome::Replayed);
-        }
-        let spent = sqlx::query("SELECT 1 FROM spent_tokens WHERE issuer = ? AND token_id = ?")
-            .bind(c.issuer)
-            .bind(c.token_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(failed(op))?;
-        if spent.is_some() {
-            return Ok(ReleaseOutcome::Replayed);
-        }
-        let registered =
-            sqlx::query("SELECT envelope_id FROM devices WHERE tenant = ? AND device = ?")
-                .bind(c.tenant)
-                .bind(c.device)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(failed(op))?
-                .and_then(|r| r.get::<Option<Vec<u8>>, _>(0));
-        if registered.as_deref() != Some(c.envelope_id.as_bytes().as_slice()) {
-            return Ok(ReleaseOutcome::StaleEnvelope);
-        }
-        let state = sqlx::query("SELECT state FROM tenant_keys WHERE tenant = ? AND key_id = ?")
-            .bind(c.tenant)
-            .bind(c.key_id.as_bytes().to_vec())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(failed(op))?
-            .map(|r| r.get::<String, _>(0));
-        if state
-            .as_deref()
-            .and_then(KeyState::from_name)
-            .is_none_or(|s| s == KeyState::Retired)
-        {
-            return Ok(ReleaseOutcome::RetiredKey);
-        }
-        for k in c.rate_keys {
-            let limit = c.policy.limit(k.scope);
-            let times = recent(&mut *tx, k, limit, c.now).await?;
-            if let Some(retry_after) = rate_wait(&times, limit, c.now) {
-                return Ok(ReleaseOutcome::RateLimited {
-                    scope: k.scope,
-                    retry_after,
-                });
-            }
+        if let Some(refused) = release_check(&mut *tx, c).await? {
+            return Ok(refused);
         }
         sqlx::query("INSERT INTO spent_tokens (issuer, token_id, expires_at) VALUES (?, ?, ?)")
             .bind(c.issuer)
@@ -344,16 +352,7 @@ impl ServiceStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(failed(op))?;
-        for k in c.rate_keys {
-            sqlx::query("INSERT INTO rate_slots (scope, tenant, subject, at) VALUES (?, ?, ?, ?)")
-                .bind(sql::scope_name(k.scope))
-                .bind(&k.tenant)
-                .bind(&k.id)
-                .bind(to_db(c.now))
-                .execute(&mut *tx)
-                .await
-                .map_err(failed(op))?;
-        }
+        take_rate_slots(&mut *tx, c.rate_keys, c.now).await?;
         insert_event(&mut tx, c.event).await?;
         tx.commit().await.map_err(failed(op))?;
         Ok(ReleaseOutcome::Committed)
@@ -363,26 +362,7 @@ impl ServiceStore for SqliteStore {
         &self,
         c: &ReleaseCommit<'_>,
     ) -> Result<Option<ReleaseOutcome>, StorageFailure> {
-        let op = "check the release";
-        let statement = sql::release_check_sql('?', c.rate_keys.len());
-        let row = sql::bind_release_check(sqlx::query(&statement), c)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(failed(op))?;
-        let kth_newest = (0..c.rate_keys.len())
-            .map(|i| row.try_get::<Option<i64>, _>(4 + i))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(failed(op))?;
-        sql::release_check_outcome(
-            c,
-            sql::ReleaseCheckRow {
-                floor: row.try_get(0).map_err(failed(op))?,
-                spent: row.try_get::<i64, _>(1).map_err(failed(op))? != 0,
-                envelope_id: row.try_get(2).map_err(failed(op))?,
-                key_state: row.try_get(3).map_err(failed(op))?,
-                kth_newest,
-            },
-        )
+        release_check(&self.pool, c).await
     }
 
     async fn record_event(&self, event: &AuditEvent) -> Result<(), StorageFailure> {
