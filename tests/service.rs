@@ -382,6 +382,9 @@ fn stale_envelope_after_rotation_is_refused_even_with_fresh_mfa() {
         .unwrap();
     let stale = again.request(&a).unwrap();
     assert_refused(&w, &stale, ServiceError::StaleEnvelope);
+    // The request that was answered, sent again: its assertion is spent, and that is
+    // what it is told (a spent assertion answers first, as the store's commit orders it).
+    assert_refused(&w, &req, ServiceError::AssertionReplayed);
 }
 
 #[test]

@@ -110,6 +110,16 @@ impl fmt::Display for PinPolicyViolation {
 ///
 /// The default is Windows Hello's: 6 to 127 characters, digits only (digits required;
 /// lowercase, uppercase and special characters blocked), no history, no expiry.
+///
+/// # Examples
+/// ```
+/// use pin_recovery::client::{CharClass, Pin, PinPolicy, PinPolicyViolation};
+///
+/// let policy = PinPolicy::default();
+/// assert_eq!(policy.check(&Pin::new("482913")), Ok(()));
+/// assert_eq!(policy.check(&Pin::new("4829")), Err(PinPolicyViolation::TooShort { min: 6 }));
+/// assert_eq!(policy.check(&Pin::new("48291a")), Err(PinPolicyViolation::Blocked(CharClass::Lowercase)));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PinPolicy {
     /// Minimum length, at least 4.
@@ -252,6 +262,20 @@ impl Argon2Profile {
 /// The default: recovery **off** (as Windows' `EnablePinRecovery`; a device that should
 /// recover must turn it on), [`PinPolicy::default`], 5 PIN attempts before lockout,
 /// [`Argon2Profile::DEFAULT`].
+///
+/// # Examples
+/// ```
+/// use pin_recovery::client::{CharRule, ContainerPolicy, PinPolicy};
+///
+/// let policy = ContainerPolicy {
+///     recovery_enabled: true,
+///     attempt_limit: 10,
+///     pin: PinPolicy { min_length: 8, lowercase: CharRule::Allowed, history: 5, ..PinPolicy::default() },
+///     ..ContainerPolicy::default()
+/// };
+/// assert!(policy.pin.check(&pin_recovery::client::Pin::new("2468abcd")).is_ok());
+/// assert!(policy.pin.check(&pin_recovery::client::Pin::new("1234567")).is_err()); // too short
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContainerPolicy {
     /// Whether a recovery secret is created (Windows' `EnablePinRecovery`; off by

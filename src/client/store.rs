@@ -110,6 +110,21 @@ pub type FaultHook = Arc<dyn Fn(StoreStep) -> io::Result<()> + Send + Sync>;
 
 /// A container stored in one file, replaced atomically, with an advisory lock on a side
 /// file (`path` + `.lock`, never replaced) held across each operation.
+///
+/// # Examples
+/// ```
+/// use pin_recovery::client::{ContainerStore, FileStore};
+/// # let dir = tempfile::tempdir()?;
+///
+/// let store = FileStore::new(dir.path().join("alice.container"));
+/// assert_eq!(store.load()?, None); // nothing enrolled yet
+/// {
+///     let _lock = store.lock()?;   // what Container holds across each operation
+///     store.replace(b"state")?;    // temporary file, fsync, rename, directory fsync
+/// }
+/// assert_eq!(store.load()?.as_deref(), Some(&b"state"[..]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct FileStore {
     path: PathBuf,
     faults: Option<FaultHook>,

@@ -9,6 +9,20 @@ use crate::error::{BindingError, DecodeError};
 /// envelope only for the binding it carries.
 ///
 /// Each id is 1 to [`Binding::MAX_ID_LEN`] bytes of UTF-8 without control characters.
+/// Ids are compared byte for byte: use them exactly as the identity provider's tokens
+/// carry them (for Microsoft Entra ID: the tenant id, the user's object id, the device
+/// id), the same strings on the device and in the service.
+///
+/// # Examples
+/// ```
+/// use pin_recovery::{Binding, BindingError};
+///
+/// let me = Binding::new("contoso", "alice@contoso.example", "LAPTOP-7F3K")?;
+/// assert_eq!((me.tenant(), me.user(), me.device()), ("contoso", "alice@contoso.example", "LAPTOP-7F3K"));
+/// assert_eq!(Binding::new("", "alice", "pc").unwrap_err(), BindingError::Empty { field: "tenant" });
+/// assert!(matches!(Binding::new("contoso", "alice\n", "pc"), Err(BindingError::ControlCharacter { .. })));
+/// # Ok::<(), BindingError>(())
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "BindingFields", into = "BindingFields")]
 pub struct Binding {

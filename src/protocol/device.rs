@@ -12,7 +12,22 @@ use crate::envelope::binding::Binding;
 use crate::error::DecodeError;
 use crate::keys::VerifyingKey;
 
-/// A device registration.
+/// A device registration: which user a device belongs to, and the device key that signs
+/// its requests. Sent by whoever provisions the device (`POST /devices`,
+/// docs/PROTOCOL.md §5a and §8); `replace` re-registers a device known under another key,
+/// an explicit, audited act.
+///
+/// # Examples
+/// ```
+/// use pin_recovery::{Binding, DeviceRegistration, SigningKey};
+///
+/// let me = Binding::new("contoso", "alice@contoso.example", "LAPTOP-7F3K")?;
+/// let device_key = *SigningKey::generate()?.verifying_key(); // Enrolment::device_public_key
+/// let message = DeviceRegistration::new(&me, device_key, false);
+/// let body = message.to_json();
+/// assert_eq!(DeviceRegistration::from_json(&body)?, message);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceRegistration {
     binding: Binding,

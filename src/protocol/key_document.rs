@@ -210,6 +210,22 @@ impl KeyDocumentSigner {
 }
 
 /// A key document as received: a compact JWS, not yet trusted.
+///
+/// # Examples
+/// ```
+/// use pin_recovery::SignedKeyDocument;
+/// # let (svc, container, _dir) = pin_recovery::testkit::StandIn::enrolled_device()?;
+/// # let http_body = svc.fetch_key_document()?.as_str().to_owned();
+///
+/// // The body of `GET /keys/{tenant}` (docs/PROTOCOL.md §8), as it arrived:
+/// let received = SignedKeyDocument::new(http_body);
+/// // The container checks it against the key it pinned, for its tenant, now, and not
+/// // older than the newest it accepted.
+/// let document = container.check_key_document(&received)?;
+/// assert_eq!(document.tenant, "contoso");
+/// assert!(document.current().is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SignedKeyDocument(String);

@@ -13,6 +13,23 @@ use crate::keys::{KeyId, ServicePrivateKey, ServicePublicKey};
 use crate::protocol::key_document::{KeyDocument, PublishedKey, PublishedStatus};
 
 /// A key of a tenant, as an administrator sees it.
+///
+/// # Examples
+/// ```
+/// use pin_recovery::service::KeyState;
+/// use pin_recovery::ServicePrivateKey;
+/// # let (service, _dir) = pin_recovery::testkit::StandIn::blocking_service()?;
+///
+/// // A rotation: a new current key, the old one active until devices reseal, then retired.
+/// assert_eq!(service.add_current_key("contoso", ServicePrivateKey::generate_p256()?)?, 1);
+/// assert_eq!(service.add_current_key("contoso", ServicePrivateKey::generate_p256()?)?, 2);
+/// let keys = service.keys("contoso")?;
+/// let states: Vec<_> = keys.iter().map(|k| (k.version, k.state)).collect();
+/// assert_eq!(states, [(1, KeyState::Active), (2, KeyState::Current)]);
+/// assert!(service.retire_key("contoso", keys[0].key_id)?);
+/// assert_eq!(service.keys("contoso")?[0].state, KeyState::Retired);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyInfo {
     /// Its version, from 1.

@@ -114,7 +114,12 @@ impl RecoveryService {
             &nonce,
             now,
         )?;
-        if record.envelope.as_ref() != Some(envelope) {
+        // An envelope carrying the registered id but other bytes is not the registered
+        // one: refused before the store is asked, which compares ids only.
+        let registered = record.envelope.as_ref();
+        if registered.map(Envelope::envelope_id) == Some(envelope.envelope_id())
+            && registered != Some(envelope)
+        {
             return Err(ServiceError::StaleEnvelope.into());
         }
         let rate_keys = [
@@ -147,6 +152,10 @@ impl RecoveryService {
         // anything is opened.
         if let Some(refused) = self.store.check_release(&commit).await? {
             return Err(self.refused(binding, envelope, refused).await);
+        }
+        // The device record read above may predate a swap the store has seen since.
+        if registered != Some(envelope) {
+            return Err(ServiceError::StaleEnvelope.into());
         }
         let key = self
             .keyring_with(binding.tenant(), envelope.key_id())
