@@ -60,6 +60,7 @@ fn seal_open(c: &mut Criterion) {
     let secret = RecoverySecret::generate().unwrap();
     let keys = [
         ("hpke-p256", key("p256-service.pem")),
+        ("hpke-xwing", key("xwing-service.pem")),
         ("rsa-2048", key("rsa2048-service.pem")),
         ("rsa-3072", key("rsa3072-service.pem")),
     ];

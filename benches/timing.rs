@@ -4,6 +4,8 @@
 //! noisy). Classes per suite and provider:
 //! - hpke_tag:      valid envelope  vs  one flipped tag bit
 //! - hpke_binding:  right binding   vs  wrong binding (one character of the device id)
+//! - xwing_decap:   valid X-Wing envelope  vs  one flipped bit in its ML-KEM ciphertext
+//!   (ML-KEM's implicit rejection: decapsulation must take the same time either way)
 //! - rsa_padding:   valid envelope  vs  a wrap whose OAEP padding is invalid (aws-lc only:
 //!   the default provider has no RSA decryption, so there it prints "not run: reason"
 //!   instead of timing anything)
@@ -22,6 +24,7 @@ use pin_recovery::{Binding, Envelope, RecoverySecret, ServicePrivateKey};
 
 struct Fixture {
     p256: ServicePrivateKey,
+    xwing: ServicePrivateKey,
     rsa: ServicePrivateKey,
     binding: Binding,
     wrong: Binding,
@@ -36,6 +39,7 @@ fn fixture() -> &'static Fixture {
         };
         Fixture {
             p256: load("p256-service.pem"),
+            xwing: load("xwing-service.pem"),
             rsa: load("rsa2048-service.pem"),
             binding: Binding::new("contoso", "alice@contoso.example", "LAPTOP-7F3K").unwrap(),
             wrong: Binding::new("contoso", "alice@contoso.example", "LAPTOP-7F3L").unwrap(),
@@ -107,6 +111,27 @@ fn hpke_binding(runner: &mut CtRunner, rng: &mut BenchRng) {
     run(runner, rng, &left, &right, &f.p256);
 }
 
+/// One bit flipped in the ML-KEM-768 ciphertext (the first 1088 of `encapsulated`).
+fn flip_mlkem(env: &Envelope) -> Envelope {
+    let mut b = env.to_bytes();
+    let enc_at = b.len() - 2 - 48 - 1120;
+    b[enc_at + 500] ^= 0x01;
+    let flipped = Envelope::from_bytes(&b).unwrap();
+    assert_ne!(&flipped, env);
+    flipped
+}
+
+fn xwing_decap(runner: &mut CtRunner, rng: &mut BenchRng) {
+    let f = fixture();
+    let valid = pool(&f.xwing, &f.binding, 64);
+    let left: Vec<_> = valid.iter().map(|e| (e.clone(), &f.binding)).collect();
+    let right: Vec<_> = valid.iter().map(|e| (flip_mlkem(e), &f.binding)).collect();
+    // Both classes must really run: the left opens, the right is refused.
+    assert!(f.xwing.open(&left[0].0, &f.binding).is_ok());
+    assert!(f.xwing.open(&right[0].0, &f.binding).is_err());
+    run(runner, rng, &left, &right, &f.xwing);
+}
+
 /// A wrap whose RSA decryption succeeds but whose OAEP padding is invalid: a flipped byte
 /// in the ciphertext decrypts to an unrelated integer.
 fn bad_padding(env: &Envelope) -> Envelope {
@@ -173,6 +198,11 @@ fn main() {
             name: BenchName("hpke_tag"),
             seed: None,
             benchfn: hpke_tag,
+        },
+        BenchMetadata {
+            name: BenchName("xwing_decap"),
+            seed: None,
+            benchfn: xwing_decap,
         },
     ];
     // A test that cannot measure anything here is reported as not run (scripts/timing

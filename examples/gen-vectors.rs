@@ -233,6 +233,12 @@ fn main() {
             "rsa2048-service.pem",
             "rsa3072-service.pem",
         ),
+        (
+            "hpke-xwing.json",
+            "hpke-xwing",
+            "xwing-service.pem",
+            "xwing-other.pem",
+        ),
     ] {
         let path = dir.join("envelopes").join(file);
         let text =

@@ -61,8 +61,85 @@ pub fn ecdh_p256_spki(scalar: &[u8; 32], spki_der: &[u8]) -> Option<[u8; 32]> {
     let pk = ServicePublicKey::from_spki_der(spki_der).ok()?;
     match pk.kind() {
         PublicKind::P256(point) => ecdh_p256_raw(scalar, point),
-        PublicKind::Rsa(_) => None,
+        PublicKind::Rsa(_) | PublicKind::XWing(_) => None,
     }
+}
+
+/// What the X-Wing KEM and HPKE's key schedule compute for one hpke-pq vector, through
+/// the code envelopes use.
+pub struct XWingHpkeVector {
+    /// `DeriveKeyPair(ikmR)`: the seed (the private key).
+    pub sk_r: [u8; 32],
+    /// Its public key.
+    pub pk_r: Vec<u8>,
+    /// `Encap(pkR)` with `ikmE` as its randomness.
+    pub enc: Vec<u8>,
+    /// The KEM's shared secret (the same from `Encap` and from `Decap(enc)`, or `None`
+    /// if they differ).
+    pub shared_secret: Option<[u8; 32]>,
+    /// The key schedule's AEAD key.
+    pub key: [u8; 32],
+    /// Its base nonce.
+    pub base_nonce: [u8; 12],
+    /// The exports asked for, in order.
+    pub exports: Vec<Vec<u8>>,
+}
+
+/// Runs one hpke-pq X-Wing vector: `DeriveKeyPair(ikm_r)`, `Encap` with `ikm_e`,
+/// `Decap`, then the key schedule for `suite_id` (which names the vector's AEAD) with
+/// `info`, and the given exports. `None` if an input has the wrong length.
+pub fn xwing_hpke_vector(
+    ikm_r: &[u8],
+    ikm_e: &[u8],
+    suite_id: &[u8],
+    info: &[u8],
+    exports: &[(&[u8], usize)],
+) -> Option<XWingHpkeVector> {
+    use crate::crypto::xwing::{self, Randomness, XWingPrivate};
+    let p = provider();
+    let sk = XWingPrivate::derive(ikm_r);
+    let ikm_e = <&[u8; xwing::ENCAP_RANDOMNESS_LEN]>::try_from(ikm_e).ok()?;
+    let (enc, ss_sender) = xwing::encap(p, sk.public_key(), Randomness::Given(ikm_e)).ok()?;
+    let ss_receiver = sk.decap(&enc);
+    let suite_id = <&hpke::SuiteId>::try_from(suite_id).ok()?;
+    let schedule = hpke::key_schedule_for_vectors(p, suite_id, &ss_sender, info, exports).ok()?;
+    Some(XWingHpkeVector {
+        sk_r: *sk.seed(),
+        pk_r: sk.public_key().to_vec(),
+        enc: enc.to_vec(),
+        shared_secret: (*ss_sender == *ss_receiver).then_some(*ss_sender),
+        key: schedule.key,
+        base_nonce: schedule.base_nonce,
+        exports: schedule.exports,
+    })
+}
+
+/// What the X-Wing KEM computes for one draft-connolly-cfrg-xwing-kem vector.
+pub struct XWingKemVector {
+    /// The public key the seed expands to.
+    pub pk: Vec<u8>,
+    /// `Encap` with the given randomness.
+    pub ct: Vec<u8>,
+    /// The shared secret from `Encap`.
+    pub ss_encap: [u8; 32],
+    /// The shared secret from `Decap(ct)`.
+    pub ss_decap: [u8; 32],
+}
+
+/// The X-Wing KEM alone, from a 32-byte seed and 64 bytes of encapsulation randomness.
+/// `None` for inputs of the wrong length.
+pub fn xwing_kem(seed: &[u8], eseed: &[u8]) -> Option<XWingKemVector> {
+    use crate::crypto::xwing::{self, Randomness, XWingPrivate};
+    let sk = XWingPrivate::from_seed(<&[u8; xwing::SEED_LEN]>::try_from(seed).ok()?);
+    let eseed = <&[u8; xwing::ENCAP_RANDOMNESS_LEN]>::try_from(eseed).ok()?;
+    let (enc, ss) = xwing::encap(provider(), sk.public_key(), Randomness::Given(eseed)).ok()?;
+    let ss_d = sk.decap(&enc);
+    Some(XWingKemVector {
+        pk: sk.public_key().to_vec(),
+        ct: enc.to_vec(),
+        ss_encap: *ss,
+        ss_decap: *ss_d,
+    })
 }
 
 /// RSA-OAEP (SHA-256) decryption with a PKCS#8 key imported the way service keys are.

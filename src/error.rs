@@ -224,7 +224,8 @@ pub enum KeyError {
     NonCanonical,
     /// The key is for another suite than the operation needs.
     WrongSuite,
-    /// A point that is not on the curve, or the point at infinity.
+    /// A public value that is not valid for its algorithm: a point not on the curve or
+    /// at infinity, or an ML-KEM key with a coefficient out of range.
     InvalidPoint,
 }
 
@@ -238,7 +239,7 @@ impl fmt::Display for KeyError {
             }
             KeyError::NonCanonical => f.write_str("public key is not canonically encoded"),
             KeyError::WrongSuite => f.write_str("key is for another suite"),
-            KeyError::InvalidPoint => f.write_str("invalid elliptic-curve point"),
+            KeyError::InvalidPoint => f.write_str("invalid public key value"),
         }
     }
 }

@@ -130,6 +130,63 @@ fn every_bit_flip_of_an_hpke_envelope_is_rejected() {
 }
 
 #[test]
+fn xwing_envelopes_round_trip_and_fail_alike() {
+    let k = key("xwing-service.pem");
+    let env = k.public_key().seal(&secret(), &binding()).unwrap();
+    assert_eq!(env.suite(), Suite::HpkeXWingSha256Aes256Gcm);
+    assert_eq!(env.key_id(), k.key_id());
+    assert_eq!(env.as_bytes().len(), 50 + 15 + 21 + 11 + 2 + 1120 + 2 + 48);
+    assert_eq!(env.to_text().parse::<Envelope>().unwrap(), env);
+    assert_eq!(k.open(&env, &binding()).unwrap(), secret());
+    // Another X-Wing key, the P-256 key, a wrong binding: one answer.
+    assert_eq!(
+        key("xwing-other.pem").open(&env, &binding()),
+        Err(Error::OpenFailed)
+    );
+    assert_eq!(
+        key("p256-service.pem").open(&env, &binding()),
+        Err(Error::OpenFailed)
+    );
+    let wrong = Binding::new("contoso.example", "alice@contoso.example", "LAPTOP-7F3L").unwrap();
+    assert_eq!(k.open(&env, &wrong), Err(Error::OpenFailed));
+    // And an X-Wing key cannot open a P-256 envelope.
+    let p256 = key("p256-service.pem")
+        .public_key()
+        .seal(&secret(), &binding())
+        .unwrap();
+    assert_eq!(k.open(&p256, &binding()), Err(Error::OpenFailed));
+    // Seals are randomised; seal_with_rng is reproducible.
+    use rand_core::SeedableRng;
+    let other = k.public_key().seal(&secret(), &binding()).unwrap();
+    assert_ne!(env.as_bytes()[..], other.as_bytes()[..]);
+    let mut r1 = rand_chacha::ChaCha20Rng::from_seed([2; 32]);
+    let mut r2 = rand_chacha::ChaCha20Rng::from_seed([2; 32]);
+    let c = k
+        .public_key()
+        .seal_with_rng(&secret(), &binding(), 1_700_000_000, &mut r1)
+        .unwrap();
+    let d = k
+        .public_key()
+        .seal_with_rng(&secret(), &binding(), 1_700_000_000, &mut r2)
+        .unwrap();
+    assert_eq!(c.to_bytes(), d.to_bytes());
+    assert_eq!(k.open(&c, &binding()).unwrap(), secret());
+}
+
+#[test]
+fn every_bit_flip_of_an_xwing_envelope_is_rejected() {
+    let k = key("xwing-service.pem");
+    let env = k.public_key().seal(&secret(), &binding()).unwrap();
+    let (d, o) = assert_every_bit_flip_rejected(&k, &env);
+    println!(
+        "hpke-xwing envelope of {} bytes: {d} flips refused by the decoder, {o} by open",
+        env.as_bytes().len()
+    );
+    // Most of the envelope is the encapsulation: those flips reach decapsulation.
+    assert!(o > 1120 * 8, "only {o} flips reached open");
+}
+
+#[test]
 fn every_bit_flip_of_an_rsa_envelope_is_rejected() {
     let k = key("rsa2048-service.pem");
     let env = k.public_key().seal(&secret(), &binding()).unwrap();
@@ -281,6 +338,7 @@ fn envelope_sizes_per_suite() {
         ("rsa2048-service.pem", 50 + 3 * 36 + 2 + 256 + 2 + 48),
         ("rsa3072-service.pem", 50 + 3 * 36 + 2 + 384 + 2 + 48),
         ("rsa4096-service.pem", 50 + 3 * 36 + 2 + 512 + 2 + 48),
+        ("xwing-service.pem", 50 + 3 * 36 + 2 + 1120 + 2 + 48),
     ] {
         let env = key(name).public_key().seal(&secret(), &b).unwrap();
         println!(

@@ -134,3 +134,22 @@ fn hpke_p256_envelope_vectors() {
 fn rsa_oaep_2048_envelope_vectors() {
     run("rsa-oaep-2048.json");
 }
+
+#[test]
+fn hpke_xwing_envelope_vectors() {
+    run("hpke-xwing.json");
+}
+
+/// Every vector file is run by a test above: a new suite's file cannot be skipped.
+#[test]
+fn every_vector_file_is_run() {
+    let mut files: Vec<String> = std::fs::read_dir(common::vectors_dir().join("envelopes"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        ["hpke-p256.json", "hpke-xwing.json", "rsa-oaep-2048.json"]
+    );
+}

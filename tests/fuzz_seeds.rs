@@ -28,7 +28,7 @@ fn pem(name: &str) -> String {
 #[test]
 #[ignore = "writes the fuzz seed corpus; run by hand"]
 fn write_fuzz_seeds() {
-    for suite in ["hpke-p256", "rsa-oaep-2048"] {
+    for suite in ["hpke-p256", "hpke-xwing", "rsa-oaep-2048"] {
         let doc: serde_json::Value = read_json(&format!("envelopes/{suite}.json"));
         for (i, case) in doc["cases"].as_array().unwrap().iter().enumerate() {
             if let Some(hex) = case["envelope"].as_str() {
@@ -42,6 +42,7 @@ fn write_fuzz_seeds() {
     }
     for name in [
         "p256-service.pem",
+        "xwing-service.pem",
         "rsa2048-service.pem",
         "p384-refused.pem",
         "ed25519-refused.pem",

@@ -183,3 +183,70 @@ fn private_key_debug_is_redacted() {
         )
     );
 }
+
+/// X-Wing keys: `id-XWing`, no parameters, the raw 1216-byte key in the SPKI and the raw
+/// 32-byte seed in the PKCS#8 (as draft-connolly-cfrg-xwing-kem and its users encode
+/// them); one encoding each, and every other refused with a named error.
+#[test]
+fn xwing_keys_have_one_encoding_each() {
+    let k = ServicePrivateKey::generate_xwing().unwrap();
+    assert_eq!(k.suite(), Suite::HpkeXWingSha256Aes256Gcm);
+    let der = k.to_pkcs8_der().unwrap();
+    assert_eq!(der.len(), 54);
+    assert_eq!(
+        &der[..22],
+        &[
+            0x30, 0x34, 0x02, 0x01, 0x00, 0x30, 0x0d, 0x06, 0x0b, 0x2b, 0x06, 0x01, 0x04, 0x01,
+            0x83, 0xe6, 0x2d, 0x81, 0xc8, 0x7a, 0x04, 0x20
+        ][..]
+    );
+    let spki = k.public_key().to_spki_der();
+    assert_eq!(spki.len(), 1240);
+    assert_eq!(
+        &spki[..24],
+        &[
+            0x30, 0x82, 0x04, 0xd4, 0x30, 0x0d, 0x06, 0x0b, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x83,
+            0xe6, 0x2d, 0x81, 0xc8, 0x7a, 0x03, 0x82, 0x04, 0xc1, 0x00
+        ][..]
+    );
+    let again = ServicePrivateKey::from_pkcs8_der(&der).unwrap();
+    assert_eq!(again.key_id(), k.key_id());
+    assert_eq!(again.public_key(), k.public_key());
+    let public = ServicePublicKey::from_pem(&k.public_key().to_pem()).unwrap();
+    assert_eq!(&public, k.public_key());
+    assert_eq!(public.suite(), Suite::HpkeXWingSha256Aes256Gcm);
+    assert!(format!("{k:?}").contains("[redacted]"));
+
+    // Every truncation of either document is refused.
+    for n in 0..der.len() {
+        assert!(ServicePrivateKey::from_pkcs8_der(&der[..n]).is_err());
+    }
+    for n in 0..spki.len() {
+        assert!(ServicePublicKey::from_spki_der(&spki[..n]).is_err());
+    }
+    // A seed of another length.
+    let mut short = der[..53].to_vec();
+    short[1] = 0x33;
+    short[21] = 0x1f;
+    assert_eq!(
+        ServicePrivateKey::from_pkcs8_der(&short).unwrap_err(),
+        Error::Key(KeyError::Malformed)
+    );
+    // NULL parameters where none belong: valid DER, another encoding.
+    let mut with_null = spki.to_vec();
+    with_null.splice(19..19, [0x05, 0x00]);
+    with_null[3] += 2;
+    with_null[5] += 2;
+    assert_eq!(
+        ServicePublicKey::from_spki_der(&with_null).unwrap_err(),
+        KeyError::NonCanonical
+    );
+    // An ML-KEM key with a coefficient of q (3329) or more is not a key.
+    let mut bad = spki.to_vec();
+    bad[24] = 0xff;
+    bad[25] |= 0x0f;
+    assert_eq!(
+        ServicePublicKey::from_spki_der(&bad).unwrap_err(),
+        KeyError::InvalidPoint
+    );
+}

@@ -141,6 +141,17 @@ fn hpke_request_envelope_and_response_flips_and_truncations_are_rejected() {
     );
 }
 
+#[test]
+fn xwing_request_envelope_and_response_flips_and_truncations_are_rejected() {
+    let w = World::with_tenant_key(key("xwing-service.pem"));
+    let r = request_negatives(&w);
+    let e = envelope_in_request_negatives(&w);
+    let s = response_negatives(&w);
+    println!(
+        "hpke-xwing: {r} request, {e} envelope, {s} response mutations refused; state unchanged"
+    );
+}
+
 // A service without constant-time RSA cannot open RSA envelopes, so it refuses to
 // register them and this world cannot be built: not run, and counted as such.
 #[test]

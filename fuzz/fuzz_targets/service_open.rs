@@ -1,5 +1,6 @@
 #![no_main]
-//! Any input, opened with fixed test keys (P-256 and RSA-2048).
+//! Any input, opened with fixed test keys (P-256, X-Wing and RSA-2048): for X-Wing, every
+//! input that decodes reaches decapsulation.
 
 use std::sync::OnceLock;
 
@@ -11,6 +12,7 @@ fn keys() -> &'static (Vec<ServicePrivateKey>, Binding) {
         let load = |pem: &str| ServicePrivateKey::from_pkcs8_pem(pem).expect("test key");
         let keys = vec![
             load(include_str!("../../test-vectors/keys/p256-service.pem")),
+            load(include_str!("../../test-vectors/keys/xwing-service.pem")),
             load(include_str!("../../test-vectors/keys/rsa2048-service.pem")),
         ];
         (keys, Binding::new("contoso.example", "alice@contoso.example", "LAPTOP-7F3K").expect("binding"))

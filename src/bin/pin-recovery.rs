@@ -25,7 +25,7 @@ struct Cli {
 enum Command {
     /// Generate a service key pair; writes the private key as PKCS#8 PEM.
     Keygen {
-        /// The suite the key is for: hpke-p256 (default) or rsa-oaep.
+        /// The suite the key is for: hpke-p256 (default), rsa-oaep or hpke-xwing (post-quantum hybrid).
         #[arg(long, default_value = "hpke-p256")]
         suite: Suite,
         /// RSA modulus size: 2048, 3072 or 4096 (rsa-oaep only).
@@ -231,6 +231,7 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             let key = match suite {
                 Suite::RsaOaepSha256Aes256Gcm => ServicePrivateKey::generate_rsa(rsa_bits),
+                Suite::HpkeXWingSha256Aes256Gcm => ServicePrivateKey::generate_xwing(),
                 _ => ServicePrivateKey::generate_p256(),
             }
             .map_err(|e| e.to_string())?;

@@ -1,6 +1,8 @@
-//! RFC 9180 HPKE, base mode, for exactly one suite: DHKEM(P-256, HKDF-SHA256),
-//! HKDF-SHA256, AES-256-GCM (ids 0x0010, 0x0001, 0x0002). Envelopes and recovery
-//! responses both seal through this module, and the RFC's own vectors test it.
+//! RFC 9180 HPKE, base mode, for exactly two suites: DHKEM(P-256, HKDF-SHA256) or X-Wing
+//! (draft-ietf-hpke-pq, KEM 0x647a), each with HKDF-SHA256 and AES-256-GCM (KEM ids
+//! 0x0010 and 0x647a, KDF 0x0001, AEAD 0x0002). Envelopes and recovery responses both
+//! seal through this module; the RFC's vectors test the first, the hpke-pq vectors the
+//! second.
 //!
 //! Sender and receiver contexts are different types: a sender can only seal, a receiver
 //! can only open.
@@ -8,12 +10,16 @@
 use zeroize::Zeroizing;
 
 use crate::crypto::provider::{CryptoProvider, Failure, P256Agreement, Secret32};
+use crate::crypto::xwing::{self, XWingPrivate};
 
 /// The length of an encapsulated key (an uncompressed P-256 point), `Nenc`.
 pub(crate) const ENC_LEN: usize = 65;
 
 const KEM_SUITE_ID: &[u8] = b"KEM\x00\x10";
-const HPKE_SUITE_ID: &[u8] = b"HPKE\x00\x10\x00\x01\x00\x02";
+/// The key schedule's `suite_id` for each KEM, with HKDF-SHA256 and AES-256-GCM.
+pub(crate) type SuiteId = [u8; 10];
+const HPKE_SUITE_ID: &SuiteId = b"HPKE\x00\x10\x00\x01\x00\x02";
+const XWING_SUITE_ID: &SuiteId = b"HPKE\x64\x7a\x00\x01\x00\x02";
 const MODE_BASE: u8 = 0x00;
 const NONCE_LEN: usize = 12;
 
@@ -103,40 +109,50 @@ struct Context {
     /// derived only if something is exported (single-shot envelopes never do).
     secret: Secret32,
     key_schedule_context: [u8; 65],
+    suite_id: SuiteId,
     seq: u64,
 }
 
-/// `psk_id_hash` for base mode (an empty `psk_id`): the same for every context.
-fn psk_id_hash(p: &dyn CryptoProvider) -> [u8; 32] {
-    static HASH: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
-    *HASH.get_or_init(|| *labeled_extract(p, b"", HPKE_SUITE_ID, b"psk_id_hash", b""))
+/// `psk_id_hash` for base mode (an empty `psk_id`): the same for every context of a
+/// suite, so the two suites' are computed once.
+fn psk_id_hash(p: &dyn CryptoProvider, suite_id: &SuiteId) -> [u8; 32] {
+    use std::sync::OnceLock;
+    static P256: OnceLock<[u8; 32]> = OnceLock::new();
+    static XWING: OnceLock<[u8; 32]> = OnceLock::new();
+    let compute = || *labeled_extract(p, b"", suite_id, b"psk_id_hash", b"");
+    if suite_id == HPKE_SUITE_ID {
+        *P256.get_or_init(compute)
+    } else if suite_id == XWING_SUITE_ID {
+        *XWING.get_or_init(compute)
+    } else {
+        compute()
+    }
 }
 
 impl Context {
-    fn new(p: &dyn CryptoProvider, shared_secret: &[u8; 32], info: &[u8]) -> Result<Self, Failure> {
-        let psk_id_hash = psk_id_hash(p);
-        let info_hash = labeled_extract(p, b"", HPKE_SUITE_ID, b"info_hash", info);
+    fn new(
+        p: &dyn CryptoProvider,
+        suite_id: &SuiteId,
+        shared_secret: &[u8; 32],
+        info: &[u8],
+    ) -> Result<Self, Failure> {
+        let psk_id_hash = psk_id_hash(p, suite_id);
+        let info_hash = labeled_extract(p, b"", suite_id, b"info_hash", info);
         let mut ksc = [0u8; 65];
         ksc[0] = MODE_BASE;
         ksc[1..33].copy_from_slice(&psk_id_hash[..]);
         ksc[33..].copy_from_slice(&info_hash[..]);
-        let secret = labeled_extract(p, shared_secret, HPKE_SUITE_ID, b"secret", b"");
+        let secret = labeled_extract(p, shared_secret, suite_id, b"secret", b"");
         let mut key = Zeroizing::new([0u8; 32]);
         let mut base_nonce = [0u8; NONCE_LEN];
-        labeled_expand(p, &secret, HPKE_SUITE_ID, b"key", &ksc, &mut key[..])?;
-        labeled_expand(
-            p,
-            &secret,
-            HPKE_SUITE_ID,
-            b"base_nonce",
-            &ksc,
-            &mut base_nonce,
-        )?;
+        labeled_expand(p, &secret, suite_id, b"key", &ksc, &mut key[..])?;
+        labeled_expand(p, &secret, suite_id, b"base_nonce", &ksc, &mut base_nonce)?;
         Ok(Context {
             key,
             base_nonce,
             secret,
             key_schedule_context: ksc,
+            suite_id: *suite_id,
             seq: 0,
         })
     }
@@ -166,7 +182,7 @@ impl Context {
         labeled_expand(
             p,
             &self.secret,
-            HPKE_SUITE_ID,
+            &self.suite_id,
             b"exp",
             ksc,
             &mut exporter_secret[..],
@@ -174,7 +190,7 @@ impl Context {
         labeled_expand(
             p,
             &exporter_secret,
-            HPKE_SUITE_ID,
+            &self.suite_id,
             b"sec",
             exporter_context,
             out,
@@ -247,7 +263,10 @@ pub(crate) fn setup_base_s(
         }
     };
     let shared = extract_and_expand(p, &dh, &enc, pk_r)?;
-    Ok((enc, SenderContext(Context::new(p, &shared, info)?)))
+    Ok((
+        enc,
+        SenderContext(Context::new(p, HPKE_SUITE_ID, &shared, info)?),
+    ))
 }
 
 /// RFC 9180 §5.1.1: `SetupBaseR`. Fails on an invalid encapsulated key.
@@ -259,5 +278,72 @@ pub(crate) fn setup_base_r(
 ) -> Result<ReceiverContext, Failure> {
     let dh = sk_r.agree(enc)?;
     let shared = extract_and_expand(p, &dh, enc, sk_r.public_key())?;
-    Ok(ReceiverContext(Context::new(p, &shared, info)?))
+    Ok(ReceiverContext(Context::new(
+        p,
+        HPKE_SUITE_ID,
+        &shared,
+        info,
+    )?))
+}
+
+/// `SetupBaseS` with X-Wing. Its shared secret enters the key schedule as it is: a
+/// hybrid KEM's output is already a uniform key (draft-ietf-hpke-pq).
+pub(crate) fn setup_base_s_xwing(
+    p: &dyn CryptoProvider,
+    pk_r: &[u8; xwing::PUBLIC_KEY_LEN],
+    info: &[u8],
+    randomness: xwing::Randomness<'_>,
+) -> Result<(Box<[u8; xwing::ENC_LEN]>, SenderContext), Failure> {
+    let (enc, shared) = xwing::encap(p, pk_r, randomness)?;
+    Ok((
+        enc,
+        SenderContext(Context::new(p, XWING_SUITE_ID, &shared, info)?),
+    ))
+}
+
+/// `SetupBaseR` with X-Wing.
+pub(crate) fn setup_base_r_xwing(
+    p: &dyn CryptoProvider,
+    enc: &[u8; xwing::ENC_LEN],
+    sk_r: &XWingPrivate,
+    info: &[u8],
+) -> Result<ReceiverContext, Failure> {
+    let shared = sk_r.decap(enc);
+    Ok(ReceiverContext(Context::new(
+        p,
+        XWING_SUITE_ID,
+        &shared,
+        info,
+    )?))
+}
+
+/// What the key schedule derives, for the vectors.
+pub(crate) struct Schedule {
+    pub(crate) key: [u8; 32],
+    pub(crate) base_nonce: [u8; NONCE_LEN],
+    /// The exporter's output for each context asked for.
+    pub(crate) exports: Vec<Vec<u8>>,
+}
+
+/// The key schedule alone, for any `suite_id`. For the hpke-pq vectors, whose X-Wing
+/// suite uses another AEAD.
+pub(crate) fn key_schedule_for_vectors(
+    p: &dyn CryptoProvider,
+    suite_id: &SuiteId,
+    shared_secret: &[u8; 32],
+    info: &[u8],
+    exports: &[(&[u8], usize)],
+) -> Result<Schedule, Failure> {
+    let ctx = Context::new(p, suite_id, shared_secret, info)?;
+    let mut out = Vec::with_capacity(exports.len());
+    for (context, len) in exports {
+        let mut v = vec![0u8; *len];
+        ctx.export(p, context, &mut v)?;
+        out.push(v);
+    }
+    Ok(Schedule {
+        key: *ctx.key,
+        base_nonce: ctx.base_nonce,
+        exports: out,
+    })
 }

@@ -14,13 +14,18 @@ pub enum Suite {
     /// RSA-OAEP (SHA-256, MGF1-SHA-256) wrapping a fresh AES-256-GCM key; for
     /// deployments whose service key is RSA (2048, 3072 or 4096 bits).
     RsaOaepSha256Aes256Gcm,
+    /// HPKE base mode with the X-Wing hybrid KEM (ML-KEM-768 + X25519, KEM id 0x647a as
+    /// in draft-ietf-hpke-pq), HKDF-SHA256, AES-256-GCM: an envelope recorded today stays
+    /// closed to a future quantum computer as long as either ML-KEM-768 or X25519 holds.
+    HpkeXWingSha256Aes256Gcm,
 }
 
 impl Suite {
     /// Every suite this build knows.
-    pub const ALL: [Suite; 2] = [
+    pub const ALL: [Suite; 3] = [
         Suite::HpkeP256Sha256Aes256Gcm,
         Suite::RsaOaepSha256Aes256Gcm,
+        Suite::HpkeXWingSha256Aes256Gcm,
     ];
 
     /// The registry value written in envelopes.
@@ -28,6 +33,7 @@ impl Suite {
         match self {
             Suite::HpkeP256Sha256Aes256Gcm => 0x0001,
             Suite::RsaOaepSha256Aes256Gcm => 0x0002,
+            Suite::HpkeXWingSha256Aes256Gcm => 0x0010,
         }
     }
 
@@ -36,6 +42,7 @@ impl Suite {
         match id {
             0x0001 => Some(Suite::HpkeP256Sha256Aes256Gcm),
             0x0002 => Some(Suite::RsaOaepSha256Aes256Gcm),
+            0x0010 => Some(Suite::HpkeXWingSha256Aes256Gcm),
             _ => None,
         }
     }
@@ -45,6 +52,7 @@ impl Suite {
         match self {
             Suite::HpkeP256Sha256Aes256Gcm => "hpke-p256",
             Suite::RsaOaepSha256Aes256Gcm => "rsa-oaep",
+            Suite::HpkeXWingSha256Aes256Gcm => "hpke-xwing",
         }
     }
 }
@@ -61,7 +69,7 @@ pub struct UnknownSuiteName;
 
 impl fmt::Display for UnknownSuiteName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("unknown suite name (expected hpke-p256 or rsa-oaep)")
+        f.write_str("unknown suite name (expected hpke-p256, rsa-oaep or hpke-xwing)")
     }
 }
 
@@ -89,6 +97,10 @@ mod tests {
         }
         assert_eq!(Suite::from_id(0), None);
         assert_eq!(Suite::from_id(0x0003), None);
+        assert_eq!(
+            Suite::from_id(0x0010),
+            Some(Suite::HpkeXWingSha256Aes256Gcm)
+        );
         assert!("rsa".parse::<Suite>().is_err());
     }
 }

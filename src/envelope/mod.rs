@@ -219,6 +219,9 @@ fn encapsulated_len_range(suite: Suite) -> (usize, usize) {
             (crate::crypto::hpke::ENC_LEN, crate::crypto::hpke::ENC_LEN)
         }
         Suite::RsaOaepSha256Aes256Gcm => (256, crate::crypto::provider::RSA_MAX_BYTES),
+        Suite::HpkeXWingSha256Aes256Gcm => {
+            (crate::crypto::xwing::ENC_LEN, crate::crypto::xwing::ENC_LEN)
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use crate::crypto::hpke;
 use crate::crypto::provider::{provider, RSA_MAX_BYTES};
 use crate::crypto::secret::RecoverySecret;
 use crate::crypto::suite::Suite;
+use crate::crypto::xwing;
 use crate::envelope::binding::Binding;
 use crate::error::Error;
 use crate::keys::ServicePrivateKey;
@@ -79,6 +80,18 @@ impl ServicePrivateKey {
                     .aes256gcm_open(&content_key, &RSA_AEAD_NONCE, info, &mut buf[..])
                     .is_ok();
                 Choice::from(u8::from(ok)) & unwrapped_ok
+            }
+            Suite::HpkeXWingSha256Aes256Gcm => {
+                let sk = self.xwing().ok_or(Error::OpenFailed)?;
+                let enc = <&[u8; xwing::ENC_LEN]>::try_from(envelope.encapsulated())
+                    .map_err(|_| Error::OpenFailed)?;
+                // Decapsulation never fails (ML-KEM rejects implicitly): a tampered
+                // encapsulation yields a key the AEAD refuses.
+                crate::crypto::probe::private_key_op();
+                let mut ctx =
+                    hpke::setup_base_r_xwing(p, enc, sk, info).map_err(|_| Error::OpenFailed)?;
+                crate::crypto::probe::aead_open();
+                Choice::from(u8::from(ctx.open(p, b"", &mut buf[..]).is_ok()))
             }
         };
         let binding = envelope.binding();

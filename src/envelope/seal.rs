@@ -10,6 +10,7 @@ use super::{encode_header, Envelope, EnvelopeId, ENVELOPE_LABEL};
 use crate::crypto::hpke::{self, Ephemeral};
 use crate::crypto::provider::provider;
 use crate::crypto::secret::RecoverySecret;
+use crate::crypto::xwing::{self, Randomness};
 use crate::envelope::binding::Binding;
 use crate::error::Error;
 use crate::keys::public::PublicKind;
@@ -65,7 +66,7 @@ impl ServicePublicKey {
     }
 
     /// Seals with every random choice (envelope id, ephemeral key or content key, OAEP
-    /// seed) drawn from `rng` and an explicit creation time: the same inputs give the
+    /// seed, X-Wing encapsulation randomness) drawn from `rng` and an explicit creation time: the same inputs give the
     /// same bytes. For test vectors; use [`ServicePublicKey::seal`] otherwise.
     ///
     /// # Errors
@@ -139,6 +140,22 @@ impl ServicePublicKey {
                 )
                 .map_err(|_| Error::Crypto)?;
                 Ok(Envelope::assemble(header, &wrapped, &ciphertext)?)
+            }
+            PublicKind::XWing(pk_r) => {
+                let mut eseed = Zeroizing::new([0u8; xwing::ENCAP_RANDOMNESS_LEN]);
+                let randomness = match &mut draw {
+                    Draw::System => Randomness::Fresh,
+                    Draw::From(rng) => {
+                        rng.fill_bytes(&mut eseed[..]);
+                        Randomness::Given(&eseed)
+                    }
+                };
+                let (enc, mut ctx) =
+                    hpke::setup_base_s_xwing(p, pk_r, &label_and_header, randomness)
+                        .map_err(|_| Error::Crypto)?;
+                ctx.seal(p, b"", &mut ciphertext)
+                    .map_err(|_| Error::Crypto)?;
+                Ok(Envelope::assemble(header, &enc[..], &ciphertext)?)
             }
         }
     }

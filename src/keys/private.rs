@@ -6,10 +6,13 @@ use rand_core::OsRng;
 use rsa::traits::PublicKeyParts;
 use zeroize::Zeroizing;
 
-use super::public::{check_rsa_bits, PublicKind, OID_EC_PUBLIC_KEY, OID_P256, OID_RSA_ENCRYPTION};
+use super::public::{
+    check_rsa_bits, PublicKind, OID_EC_PUBLIC_KEY, OID_P256, OID_RSA_ENCRYPTION, OID_XWING,
+};
 use super::{KeyId, ServicePublicKey, MAX_KEY_DER_LEN, MAX_KEY_PEM_LEN};
 use crate::crypto::provider::{provider, P256Agreement, RsaOaepDecryptor};
 use crate::crypto::suite::Suite;
+use crate::crypto::xwing::{self, XWingPrivate};
 use crate::error::{Error, KeyError, Unsupported};
 
 /// A recovery service's private key: what opens envelopes. Service-side only.
@@ -48,6 +51,7 @@ enum PrivateInner {
         /// `None` when the provider has no constant-time RSA decryption.
         decryptor: Option<Box<dyn RsaOaepDecryptor>>,
     },
+    XWing(Box<XWingPrivate>),
 }
 
 impl ServicePrivateKey {
@@ -69,6 +73,23 @@ impl ServicePrivateKey {
         check_rsa_bits(bits)?;
         let key = rsa::RsaPrivateKey::new(&mut OsRng, bits).map_err(|_| Error::Crypto)?;
         Self::from_rsa(key)
+    }
+
+    /// Generates an X-Wing key (ML-KEM-768 + X25519) for the post-quantum hybrid suite.
+    ///
+    /// # Errors
+    /// [`Error::Crypto`] if the platform's random source fails.
+    pub fn generate_xwing() -> Result<Self, Error> {
+        let key = XWingPrivate::generate(provider()).map_err(|_| Error::Crypto)?;
+        Self::from_xwing(key)
+    }
+
+    fn from_xwing(key: XWingPrivate) -> Result<Self, Error> {
+        let public = ServicePublicKey::from_kind(PublicKind::XWing(Box::new(*key.public_key())))?;
+        Ok(ServicePrivateKey {
+            inner: PrivateInner::XWing(Box::new(key)),
+            public,
+        })
     }
 
     fn from_p256(secret: p256::SecretKey) -> Result<Self, Error> {
@@ -103,8 +124,8 @@ impl ServicePrivateKey {
         })
     }
 
-    /// Imports a PKCS#8 `PrivateKeyInfo` DER document (P-256 or RSA), such as one made
-    /// by `openssl genpkey`.
+    /// Imports a PKCS#8 `PrivateKeyInfo` DER document (P-256 or RSA, such as one made by
+    /// `openssl genpkey`; or X-Wing: `id-XWing`, no parameters, the raw 32-byte seed).
     ///
     /// # Errors
     /// [`KeyError::Malformed`], [`KeyError::UnsupportedAlgorithm`] or
@@ -127,6 +148,20 @@ impl ServicePrivateKey {
         } else if info.algorithm.oid == OID_RSA_ENCRYPTION {
             let key = rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|_| KeyError::Malformed)?;
             Self::from_rsa(key)
+        } else if info.algorithm.oid == OID_XWING {
+            if info.algorithm.parameters.is_some() || info.public_key.is_some() {
+                return Err(KeyError::Malformed.into());
+            }
+            let seed = Zeroizing::new(
+                <[u8; xwing::SEED_LEN]>::try_from(info.private_key)
+                    .map_err(|_| KeyError::Malformed)?,
+            );
+            let key = Self::from_xwing(XWingPrivate::from_seed(&seed))?;
+            // One encoding per key, as for public keys.
+            if key.to_pkcs8_der()?.as_slice() != der {
+                return Err(KeyError::Malformed.into());
+            }
+            Ok(key)
         } else {
             Err(KeyError::UnsupportedAlgorithm.into())
         }
@@ -155,6 +190,7 @@ impl ServicePrivateKey {
         let doc = match &self.inner {
             PrivateInner::P256 { secret, .. } => secret.to_pkcs8_der(),
             PrivateInner::Rsa { key, .. } => key.to_pkcs8_der(),
+            PrivateInner::XWing(key) => xwing_pkcs8_der(key),
         }
         .map_err(|_| KeyError::Malformed)?;
         Ok(Zeroizing::new(doc.as_bytes().to_vec()))
@@ -189,14 +225,21 @@ impl ServicePrivateKey {
     pub(crate) fn p256_agreement(&self) -> Option<&dyn P256Agreement> {
         match &self.inner {
             PrivateInner::P256 { agreement, .. } => Some(agreement.as_ref()),
-            PrivateInner::Rsa { .. } => None,
+            PrivateInner::Rsa { .. } | PrivateInner::XWing(_) => None,
+        }
+    }
+
+    pub(crate) fn xwing(&self) -> Option<&XWingPrivate> {
+        match &self.inner {
+            PrivateInner::XWing(key) => Some(key),
+            PrivateInner::P256 { .. } | PrivateInner::Rsa { .. } => None,
         }
     }
 
     /// The RSA decryptor, or why there is none.
     pub(crate) fn rsa_decryptor(&self) -> Result<Option<&dyn RsaOaepDecryptor>, Error> {
         match &self.inner {
-            PrivateInner::P256 { .. } => Ok(None),
+            PrivateInner::P256 { .. } | PrivateInner::XWing(_) => Ok(None),
             PrivateInner::Rsa {
                 decryptor: Some(d), ..
             } => Ok(Some(d.as_ref())),
@@ -210,9 +253,23 @@ impl ServicePrivateKey {
     pub(crate) fn rsa_modulus_len(&self) -> Option<usize> {
         match &self.inner {
             PrivateInner::Rsa { key, .. } => Some(key.size()),
-            PrivateInner::P256 { .. } => None,
+            PrivateInner::P256 { .. } | PrivateInner::XWing(_) => None,
         }
     }
+}
+
+/// PKCS#8 for an X-Wing key: `id-XWing`, no parameters, the seed as the private key.
+fn xwing_pkcs8_der(key: &XWingPrivate) -> pkcs8::Result<pkcs8::SecretDocument> {
+    let seed = key.seed();
+    let info = pkcs8::PrivateKeyInfo {
+        algorithm: pkcs8::AlgorithmIdentifierRef {
+            oid: OID_XWING,
+            parameters: None,
+        },
+        private_key: &seed[..],
+        public_key: None,
+    };
+    pkcs8::SecretDocument::try_from(info)
 }
 
 impl fmt::Debug for ServicePrivateKey {

@@ -7,6 +7,7 @@ use spki::{DecodePublicKey, EncodePublicKey};
 
 use super::{KeyId, MAX_KEY_DER_LEN, MAX_KEY_PEM_LEN, RSA_KEY_BITS};
 use crate::crypto::suite::Suite;
+use crate::crypto::xwing;
 use crate::error::KeyError;
 
 pub(crate) const OID_EC_PUBLIC_KEY: ObjectIdentifier =
@@ -14,11 +15,16 @@ pub(crate) const OID_EC_PUBLIC_KEY: ObjectIdentifier =
 pub(crate) const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 pub(crate) const OID_RSA_ENCRYPTION: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+/// `id-XWing` (draft-connolly-cfrg-xwing-kem): no parameters; the public key is the raw
+/// 1216-byte encapsulation key, the private key the raw 32-byte seed.
+pub(crate) const OID_XWING: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.62253.25722");
 
 /// A recovery service's public key: what a device seals to.
 ///
 /// Imported only from its one canonical SubjectPublicKeyInfo encoding (an uncompressed
-/// point for P-256), so that every key has exactly one [`KeyId`].
+/// point for P-256; for X-Wing, `id-XWing` with no parameters and the raw 1216-byte
+/// key), so that every key has exactly one [`KeyId`].
 #[derive(Clone)]
 pub struct ServicePublicKey {
     kind: PublicKind,
@@ -30,6 +36,7 @@ pub struct ServicePublicKey {
 pub(crate) enum PublicKind {
     P256([u8; 65]),
     Rsa(Box<rsa::RsaPublicKey>),
+    XWing(Box<[u8; xwing::PUBLIC_KEY_LEN]>),
 }
 
 impl ServicePublicKey {
@@ -39,6 +46,12 @@ impl ServicePublicKey {
                 .map_err(|_| KeyError::InvalidPoint)?
                 .to_public_key_der(),
             PublicKind::Rsa(key) => key.to_public_key_der(),
+            PublicKind::XWing(key) => {
+                if !xwing::public_key_is_valid(key) {
+                    return Err(KeyError::InvalidPoint);
+                }
+                xwing_spki_der(key)
+            }
         }
         .map_err(|_| KeyError::Malformed)?
         .into_vec();
@@ -54,7 +67,7 @@ impl ServicePublicKey {
     ///
     /// # Errors
     /// [`KeyError::Malformed`] for bad DER, [`KeyError::UnsupportedAlgorithm`] for keys
-    /// other than P-256 and RSA, [`KeyError::UnsupportedRsaSize`],
+    /// other than P-256, RSA and X-Wing, [`KeyError::UnsupportedRsaSize`],
     /// [`KeyError::InvalidPoint`], or [`KeyError::NonCanonical`] for a valid key in
     /// another encoding (such as a compressed point).
     pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
@@ -80,6 +93,16 @@ impl ServicePublicKey {
                 rsa::RsaPublicKey::from_public_key_der(der).map_err(|_| KeyError::Malformed)?;
             check_rsa_bits(key.n().bits())?;
             PublicKind::Rsa(Box::new(key))
+        } else if info.algorithm.oid == OID_XWING {
+            if info.algorithm.parameters.is_some() {
+                return Err(KeyError::NonCanonical);
+            }
+            let raw = info
+                .subject_public_key
+                .as_bytes()
+                .and_then(|b| <[u8; xwing::PUBLIC_KEY_LEN]>::try_from(b).ok())
+                .ok_or(KeyError::Malformed)?;
+            PublicKind::XWing(Box::new(raw))
         } else {
             return Err(KeyError::UnsupportedAlgorithm);
         };
@@ -126,12 +149,26 @@ impl ServicePublicKey {
         match self.kind {
             PublicKind::P256(_) => Suite::HpkeP256Sha256Aes256Gcm,
             PublicKind::Rsa(_) => Suite::RsaOaepSha256Aes256Gcm,
+            PublicKind::XWing(_) => Suite::HpkeXWingSha256Aes256Gcm,
         }
     }
 
     pub(crate) fn kind(&self) -> &PublicKind {
         &self.kind
     }
+}
+
+/// The SubjectPublicKeyInfo of an X-Wing key: `id-XWing`, no parameters, the raw key.
+fn xwing_spki_der(key: &[u8; xwing::PUBLIC_KEY_LEN]) -> spki::Result<spki::Document> {
+    use pkcs8::der::Encode;
+    let info = spki::SubjectPublicKeyInfoRef {
+        algorithm: spki::AlgorithmIdentifierRef {
+            oid: OID_XWING,
+            parameters: None,
+        },
+        subject_public_key: pkcs8::der::asn1::BitStringRef::from_bytes(key)?,
+    };
+    Ok(spki::Document::try_from(info.to_der()?)?)
 }
 
 pub(crate) fn check_rsa_bits(bits: usize) -> Result<(), KeyError> {

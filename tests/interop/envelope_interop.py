@@ -3,8 +3,12 @@
 
 1. Decodes and opens every case of test-vectors/envelopes/*.json and checks the outcome
    class each case is headed by.
-2. Seals fresh envelopes here (both suites) and has the Rust CLI open them; has the Rust
+2. Seals fresh envelopes here (every suite) and has the Rust CLI open them; has the Rust
    CLI seal envelopes and opens them here.
+
+X-Wing keys are read from their PKCS#8 form here (a fixed 22-byte prefix, then the
+32-byte seed) and expanded as draft-connolly-cfrg-xwing-kem says: SHAKE256(seed, 96)
+gives the ML-KEM-768 seed (64 bytes) and the X25519 private key (32 bytes).
 
 Usage: envelope_interop.py --cli target/debug/pin-recovery [--rsa-open]
 (--rsa-open when the CLI was built with the aws-lc feature and can open RSA envelopes).
@@ -12,6 +16,7 @@ Exits non-zero on any mismatch.
 """
 import argparse
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -22,15 +27,34 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, hpke, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, mlkem, padding, rsa, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "test-vectors"
 LABEL = b"pin-recovery v1 envelope"
 OAEP_LABEL = b"pin-recovery v1 rsa-oaep content key"
-SUITES = {0x0001: "hpke-p256", 0x0002: "rsa-oaep"}
+SUITES = {0x0001: "hpke-p256", 0x0002: "rsa-oaep", 0x0010: "hpke-xwing"}
 HPKE = hpke.Suite(hpke.KEM.P256, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+HPKE_XWING = hpke.Suite(hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+# DER prefixes of id-XWing (1.3.6.1.4.1.62253.25722) keys: PKCS#8 with the raw seed,
+# SubjectPublicKeyInfo with the raw 1216-byte key, no parameters in either.
+XWING_PKCS8_PREFIX = bytes.fromhex("3034020100300d060b2b0601040183e62d81c87a0420")
+XWING_SPKI_PREFIX = bytes.fromhex("308204d4300d060b2b0601040183e62d81c87a038204c100")
+
+
+class XWingKey:
+    """An X-Wing private key, from its seed."""
+
+    def __init__(self, seed):
+        assert len(seed) == 32
+        expanded = hashlib.shake_256(seed).digest(96)
+        pq = mlkem.MLKEM768PrivateKey.from_seed_bytes(expanded[:64])
+        classical = x25519.X25519PrivateKey.from_private_bytes(expanded[64:])
+        self.private = hpke.MLKEM768X25519PrivateKey(pq, classical)
+        raw = pq.public_key().public_bytes_raw() + classical.public_key().public_bytes_raw()
+        assert len(raw) == 1216
+        self.spki = XWING_SPKI_PREFIX + raw
 
 
 class DecodeError(Exception):
@@ -86,7 +110,8 @@ def decode(data):
     env["binding"] = tuple(text_id(r.opaque(1, 1, 255)) for _ in range(3))
     env["created_at"] = r.int(8)
     env["header"] = data[:r.pos]
-    enc = r.opaque(2, 65, 65) if suite == 0x0001 else r.opaque(2, 256, 512)
+    enc = {0x0001: lambda: r.opaque(2, 65, 65), 0x0002: lambda: r.opaque(2, 256, 512),
+           0x0010: lambda: r.opaque(2, 1120, 1120)}[suite]()
     if suite == 0x0002 and len(enc) not in (256, 384, 512):
         raise DecodeError("decode:bad-length")
     env["enc"] = enc
@@ -112,6 +137,8 @@ def from_text(text):
 
 
 def spki_der(key):
+    if isinstance(key, XWingKey):
+        return key.spki
     return key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
@@ -124,12 +151,14 @@ def key_id(key):
 def open_envelope(env, key, binding):
     """FORMAT.md section 5. Returns the secret or raises ValueError('open:failed')."""
     info = LABEL + env["header"]
-    expected_suite = 0x0001 if isinstance(key, ec.EllipticCurvePrivateKey) else 0x0002
+    expected_suite = suite_of(key)
     if env["suite"] != expected_suite or env["key_id"] != key_id(key):
         raise ValueError("open:failed")
     try:
         if env["suite"] == 0x0001:
             secret = HPKE.decrypt(env["enc"] + env["ct"], key, info=info)
+        elif env["suite"] == 0x0010:
+            secret = HPKE_XWING.decrypt(env["enc"] + env["ct"], key.private, info=info)
         else:
             if len(env["enc"]) != key.key_size // 8:
                 raise ValueError("open:failed")
@@ -147,6 +176,12 @@ def open_envelope(env, key, binding):
     return secret
 
 
+def suite_of(key):
+    if isinstance(key, XWingKey):
+        return 0x0010
+    return 0x0001 if isinstance(key, ec.EllipticCurvePrivateKey) else 0x0002
+
+
 def header(suite, key, binding, created_at=1767225600):
     out = b"PINR" + bytes([1]) + suite.to_bytes(2, "big") + key_id(key) + os.urandom(16)
     for part in binding:
@@ -161,6 +196,10 @@ def seal(key, secret, binding):
         h = header(0x0001, key, binding)
         sealed = HPKE.encrypt(secret, key.public_key(), info=LABEL + h)
         enc, ct = sealed[:65], sealed[65:]
+    elif isinstance(key, XWingKey):
+        h = header(0x0010, key, binding)
+        sealed = HPKE_XWING.encrypt(secret, key.private.public_key(), info=LABEL + h)
+        enc, ct = sealed[:1120], sealed[1120:]
     else:
         h = header(0x0002, key, binding)
         ck = os.urandom(32)
@@ -170,7 +209,13 @@ def seal(key, secret, binding):
 
 
 def load_key(name):
-    return serialization.load_pem_private_key((VECTORS / "keys" / name).read_bytes(), None)
+    pem = (VECTORS / "keys" / name).read_bytes()
+    der = base64.b64decode(b"".join(l for l in pem.splitlines() if not l.startswith(b"-----")))
+    if der.startswith(XWING_PKCS8_PREFIX):
+        if len(der) != len(XWING_PKCS8_PREFIX) + 32:
+            raise ValueError(f"{name}: X-Wing PKCS#8 of the wrong length")
+        return XWingKey(der[len(XWING_PKCS8_PREFIX):])
+    return serialization.load_pem_private_key(pem, None)
 
 
 def check_vectors():
@@ -212,14 +257,14 @@ def check_cli(cli_path, rsa_open):
     binding = ("contoso.example", "alice@contoso.example", "LAPTOP-7F3K")
     flags = ["--tenant", binding[0], "--user", binding[1], "--device", binding[2]]
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ["p256-service.pem", "rsa2048-service.pem", "rsa4096-service.pem"]:
+        for name in ["p256-service.pem", "xwing-service.pem", "rsa2048-service.pem", "rsa4096-service.pem"]:
             key = load_key(name)
             key_path = str(VECTORS / "keys" / name)
             # Python seals, Rust opens.
             secret = os.urandom(32)
             env_path = Path(tmp) / f"{name}.env"
             env_path.write_bytes(seal(key, secret, binding))
-            if isinstance(key, ec.EllipticCurvePrivateKey) or rsa_open:
+            if suite_of(key) != 0x0002 or rsa_open:
                 got = cli(["open", "--key", key_path, *flags, "--envelope", str(env_path)], cli_path).decode().strip()
                 if got != secret.hex():
                     failures.append(f"{name}: Rust opened a Python envelope to the wrong secret")
