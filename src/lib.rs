@@ -50,7 +50,7 @@ pub use protocol::key_document::{
 pub use protocol::refusal::{Advice, Refusal, RefusalCode};
 pub use protocol::registration::EnvelopeRegistration;
 pub use protocol::request::{mfa_nonce, RecoveryRequest, MAX_ASSERTION_LEN};
-pub use protocol::response::{RecoveryResponse, SEALED_SECRET_LEN};
+pub use protocol::response::{RecoveryResponse, SEALED_SECRET_LEN, SEALED_SECRET_LEN_XWING};
 
 #[doc(hidden)]
 pub mod __internal;

@@ -1,5 +1,6 @@
-//! The device's half of a recovery exchange: a one-time P-256 key, the MFA nonce that
-//! binds the identity provider's assertion to this request, the signed request, and
+//! The device's half of a recovery exchange: a one-time key (X-Wing for an `hpke-xwing`
+//! envelope, so that the answer is post-quantum too; P-256 otherwise), the MFA nonce
+//! that binds the identity provider's assertion to this request, the signed request, and
 //! opening the service's answer, which only that one-time key can do.
 
 use core::fmt;
@@ -7,9 +8,11 @@ use core::fmt;
 use zeroize::Zeroizing;
 
 use super::error::ClientError;
-use crate::crypto::hpke::{self, ENC_LEN};
+use crate::crypto::hpke;
 use crate::crypto::provider::{provider, P256Agreement};
 use crate::crypto::secret::RecoverySecret;
+use crate::crypto::suite::Suite;
+use crate::crypto::xwing::{self, XWingPrivate};
 use crate::envelope::Envelope;
 use crate::keys::signing::SigningKey;
 use crate::protocol::request::{self, RecoveryRequest};
@@ -37,7 +40,7 @@ use crate::protocol::response::{RecoveryResponse, RESPONSE_LABEL};
 pub struct PendingRecovery {
     envelope: Envelope,
     device_key: SigningKey,
-    ephemeral: Box<dyn P256Agreement>,
+    ephemeral: OneTimeKey,
     nonce: String,
     request_hash: Option<[u8; 32]>,
 }
@@ -50,7 +53,14 @@ impl PendingRecovery {
     /// # Errors
     /// [`ClientError::Crypto`] if the one-time key cannot be generated.
     pub fn for_envelope(envelope: Envelope, device_key: SigningKey) -> Result<Self, ClientError> {
-        let ephemeral = provider().p256_agreement_generate()?;
+        let ephemeral = match envelope.suite() {
+            Suite::HpkeXWingSha256Aes256Gcm => {
+                OneTimeKey::XWing(Box::new(XWingPrivate::generate(provider())?))
+            }
+            Suite::HpkeP256Sha256Aes256Gcm | Suite::RsaOaepSha256Aes256Gcm => {
+                OneTimeKey::P256(provider().p256_agreement_generate()?)
+            }
+        };
         let nonce = request::mfa_nonce(&envelope.envelope_id(), ephemeral.public_key());
         Ok(PendingRecovery {
             envelope,
@@ -71,8 +81,9 @@ impl PendingRecovery {
         &self.envelope
     }
 
-    /// The one-time public key the answer will be sealed to.
-    pub fn ephemeral_public_key(&self) -> &[u8; ENC_LEN] {
+    /// The one-time public key the answer will be sealed to: 65 bytes (P-256), or 1216
+    /// (X-Wing) for an `hpke-xwing` envelope.
+    pub fn ephemeral_public_key(&self) -> &[u8] {
         self.ephemeral.public_key()
     }
 
@@ -88,13 +99,13 @@ impl PendingRecovery {
     /// [`crate::MAX_ASSERTION_LEN`] or not a compact JWS; [`ClientError::Crypto`] if
     /// signing fails.
     pub fn request(&mut self, assertion: &str) -> Result<RecoveryRequest, ClientError> {
-        let eph = *self.ephemeral.public_key();
-        let signed = request::request_signed_bytes(&self.envelope, &eph, assertion)
+        let eph = self.ephemeral.public_key();
+        let signed = request::request_signed_bytes(&self.envelope, eph, assertion)
             .map_err(ClientError::BadAssertion)?;
         let signature = self.device_key.sign(&signed)?;
         let request = RecoveryRequest::new(
             self.envelope.clone(),
-            eph,
+            eph.to_vec(),
             assertion.to_owned(),
             signature,
             signed,
@@ -131,12 +142,37 @@ impl PendingRecovery {
         }
         let p = provider();
         let sealed = response.sealed_secret();
-        let (enc, ct) = sealed.split_at(ENC_LEN);
-        let enc = <&[u8; ENC_LEN]>::try_from(enc).map_err(|_| ClientError::ResponseMismatch)?;
         let mut info = RESPONSE_LABEL.to_vec();
         info.extend_from_slice(&hash);
-        let mut ctx = hpke::setup_base_r(p, enc, self.ephemeral.as_ref(), &info)
-            .map_err(|_| ClientError::ResponseMismatch)?;
+        fn mismatch<E>(_: E) -> ClientError {
+            ClientError::ResponseMismatch
+        }
+        // An answer sealed with the other KEM has the other length, and is refused here.
+        let (mut ctx, ct) = match &self.ephemeral {
+            OneTimeKey::P256(sk) => {
+                let (enc, ct) = sealed
+                    .split_at_checked(hpke::ENC_LEN)
+                    .ok_or(ClientError::ResponseMismatch)?;
+                let enc = <&[u8; hpke::ENC_LEN]>::try_from(enc).map_err(mismatch)?;
+                (
+                    hpke::setup_base_r(p, enc, sk.as_ref(), &info).map_err(mismatch)?,
+                    ct,
+                )
+            }
+            OneTimeKey::XWing(sk) => {
+                let (enc, ct) = sealed
+                    .split_at_checked(xwing::ENC_LEN)
+                    .ok_or(ClientError::ResponseMismatch)?;
+                let enc = <&[u8; xwing::ENC_LEN]>::try_from(enc).map_err(mismatch)?;
+                (
+                    hpke::setup_base_r_xwing(p, enc, sk, &info).map_err(mismatch)?,
+                    ct,
+                )
+            }
+        };
+        if ct.len() != RecoverySecret::LEN + 16 {
+            return Err(ClientError::ResponseMismatch);
+        }
         let mut buf = Zeroizing::new(ct.to_vec());
         let pt = ctx
             .open(p, b"", &mut buf)
@@ -153,5 +189,20 @@ impl fmt::Debug for PendingRecovery {
             .field("envelope_id", &self.envelope.envelope_id())
             .field("nonce", &self.nonce)
             .finish_non_exhaustive()
+    }
+}
+
+/// The device's one-time private key, of the KEM the envelope's suite asks for.
+enum OneTimeKey {
+    P256(Box<dyn P256Agreement>),
+    XWing(Box<XWingPrivate>),
+}
+
+impl OneTimeKey {
+    fn public_key(&self) -> &[u8] {
+        match self {
+            OneTimeKey::P256(k) => k.public_key(),
+            OneTimeKey::XWing(k) => k.public_key(),
+        }
     }
 }

@@ -1,12 +1,17 @@
 //! The recovery request: the envelope, the device's one-time key, the MFA assertion
 //! bound to both by its nonce, and the device key's signature over all three.
+//!
+//! The one-time key's KEM follows the envelope's suite, so that the answer is as strong
+//! as the envelope: an X-Wing key (1216 bytes) for `hpke-xwing` envelopes, a P-256 point
+//! (65 bytes) for every other suite.
 
 use serde::{Deserialize, Serialize};
 
 use super::json::{check_version, from_canonical_json, WIRE_VERSION};
-use crate::codec::base64url::{b64_decode_array, b64_encode};
-use crate::crypto::hpke::ENC_LEN;
+use crate::codec::base64url::{b64_decode, b64_decode_array, b64_encode};
 use crate::crypto::provider::provider;
+use crate::crypto::suite::Suite;
+use crate::crypto::{hpke, xwing};
 use crate::envelope::{Envelope, EnvelopeId};
 use crate::error::DecodeError;
 
@@ -20,7 +25,8 @@ const NONCE_LABEL: &[u8] = b"pin-recovery v1 mfa nonce";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecoveryRequest {
     envelope: Envelope,
-    ephemeral_key: [u8; ENC_LEN],
+    /// Of the length [`one_time_key_len`] gives for the envelope's suite.
+    ephemeral_key: Vec<u8>,
     assertion: String,
     device_signature: [u8; 64],
     /// What the device signs, built once the parts are checked.
@@ -41,7 +47,14 @@ impl TryFrom<RequestWire> for RecoveryRequest {
     type Error = DecodeError;
     fn try_from(w: RequestWire) -> Result<Self, DecodeError> {
         check_version(w.version)?;
-        let ephemeral_key = b64_decode_array(&w.ephemeral_key)?;
+        let want = one_time_key_len(w.envelope.suite());
+        let ephemeral_key = b64_decode(&w.ephemeral_key, want)?;
+        if ephemeral_key.len() != want {
+            return Err(DecodeError::BadLength {
+                field: "ephemeral key",
+                found: ephemeral_key.len(),
+            });
+        }
         let signed = request_signed_bytes(&w.envelope, &ephemeral_key, &w.assertion)?;
         Ok(RecoveryRequest {
             envelope: w.envelope,
@@ -89,7 +102,7 @@ impl RecoveryRequest {
     /// client module built with [`request_signed_bytes`] from the same parts.
     pub(crate) fn new(
         envelope: Envelope,
-        ephemeral_key: [u8; ENC_LEN],
+        ephemeral_key: Vec<u8>,
         assertion: String,
         device_signature: [u8; 64],
         signed: Vec<u8>,
@@ -121,8 +134,9 @@ impl RecoveryRequest {
         &self.envelope
     }
 
-    /// The device's one-time P-256 public key the answer is sealed to.
-    pub fn ephemeral_key(&self) -> &[u8; ENC_LEN] {
+    /// The device's one-time public key the answer is sealed to: a P-256 point (65
+    /// bytes), or an X-Wing key (1216 bytes) for an `hpke-xwing` envelope.
+    pub fn ephemeral_key(&self) -> &[u8] {
         &self.ephemeral_key
     }
 
@@ -151,13 +165,21 @@ impl RecoveryRequest {
 /// The bytes a device signs for a request; checks the assertion first.
 pub(crate) fn request_signed_bytes(
     envelope: &Envelope,
-    ephemeral_key: &[u8; ENC_LEN],
+    ephemeral_key: &[u8],
     assertion: &str,
 ) -> Result<Vec<u8>, DecodeError> {
     check_assertion(assertion)?;
+    // The envelope fixes the key's length, so the key needs no length prefix.
+    if ephemeral_key.len() != one_time_key_len(envelope.suite()) {
+        return Err(DecodeError::BadLength {
+            field: "ephemeral key",
+            found: ephemeral_key.len(),
+        });
+    }
     let env = envelope.as_bytes();
-    let mut out =
-        Vec::with_capacity(REQUEST_LABEL.len() + 4 + env.len() + ENC_LEN + assertion.len());
+    let mut out = Vec::with_capacity(
+        REQUEST_LABEL.len() + 4 + env.len() + ephemeral_key.len() + assertion.len(),
+    );
     out.extend_from_slice(REQUEST_LABEL);
     crate::codec::put_vec16(&mut out, env)?;
     out.extend_from_slice(ephemeral_key);
@@ -168,6 +190,14 @@ pub(crate) fn request_signed_bytes(
 /// The `nonce` an MFA assertion must carry for a request: unpadded base64url of
 /// SHA-256(label || envelope id || ephemeral key). It ties the assertion to this one
 /// request, so an assertion cannot be replayed with another envelope or another key.
-pub fn mfa_nonce(envelope_id: &EnvelopeId, ephemeral_key: &[u8; ENC_LEN]) -> String {
+pub fn mfa_nonce(envelope_id: &EnvelopeId, ephemeral_key: &[u8]) -> String {
     b64_encode(&provider().sha256(&[NONCE_LABEL, envelope_id.as_bytes(), ephemeral_key]))
+}
+
+/// The length of the one-time public key a request for an envelope of `suite` carries.
+pub(crate) fn one_time_key_len(suite: Suite) -> usize {
+    match suite {
+        Suite::HpkeXWingSha256Aes256Gcm => xwing::PUBLIC_KEY_LEN,
+        Suite::HpkeP256Sha256Aes256Gcm | Suite::RsaOaepSha256Aes256Gcm => hpke::ENC_LEN,
+    }
 }

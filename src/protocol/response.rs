@@ -3,13 +3,17 @@
 use serde::{Deserialize, Serialize};
 
 use super::json::{check_version, from_canonical_json, WIRE_VERSION};
-use crate::codec::base64url::{b64_decode_array, b64_encode};
-use crate::crypto::hpke::ENC_LEN;
+use crate::codec::base64url::{b64_decode, b64_encode};
+use crate::crypto::{hpke, xwing};
 use crate::envelope::EnvelopeId;
 use crate::error::DecodeError;
 
-/// The sealed secret in a response: an HPKE encapsulated key and the 48-byte ciphertext.
-pub const SEALED_SECRET_LEN: usize = ENC_LEN + 48;
+/// The sealed secret in an answer to a P-256 one-time key (for `hpke-p256` and
+/// `rsa-oaep` envelopes): the 65-byte encapsulated key and the 48-byte ciphertext.
+pub const SEALED_SECRET_LEN: usize = hpke::ENC_LEN + 48;
+/// The sealed secret in an answer to an X-Wing one-time key (for `hpke-xwing`
+/// envelopes): the 1120-byte encapsulation and the 48-byte ciphertext.
+pub const SEALED_SECRET_LEN_XWING: usize = xwing::ENC_LEN + 48;
 /// Prepended to the request hash to form the HPKE `info` of a response.
 pub(crate) const RESPONSE_LABEL: &[u8] = b"pin-recovery v1 response";
 
@@ -18,7 +22,9 @@ pub(crate) const RESPONSE_LABEL: &[u8] = b"pin-recovery v1 response";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecoveryResponse {
     envelope_id: EnvelopeId,
-    sealed_secret: [u8; SEALED_SECRET_LEN],
+    /// [`SEALED_SECRET_LEN`] or [`SEALED_SECRET_LEN_XWING`] bytes; which one the request
+    /// asked for is checked when the device opens it.
+    sealed_secret: Vec<u8>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -33,9 +39,16 @@ impl TryFrom<ResponseWire> for RecoveryResponse {
     type Error = DecodeError;
     fn try_from(w: ResponseWire) -> Result<Self, DecodeError> {
         check_version(w.version)?;
+        let sealed_secret = b64_decode(&w.sealed_secret, SEALED_SECRET_LEN_XWING)?;
+        if ![SEALED_SECRET_LEN, SEALED_SECRET_LEN_XWING].contains(&sealed_secret.len()) {
+            return Err(DecodeError::BadLength {
+                field: "sealed secret",
+                found: sealed_secret.len(),
+            });
+        }
         Ok(RecoveryResponse {
             envelope_id: w.envelope_id,
-            sealed_secret: b64_decode_array(&w.sealed_secret)?,
+            sealed_secret,
         })
     }
 }
@@ -51,7 +64,7 @@ impl From<&RecoveryResponse> for ResponseWire {
 }
 
 impl RecoveryResponse {
-    pub(crate) fn new(envelope_id: EnvelopeId, sealed_secret: [u8; SEALED_SECRET_LEN]) -> Self {
+    pub(crate) fn new(envelope_id: EnvelopeId, sealed_secret: Vec<u8>) -> Self {
         RecoveryResponse {
             envelope_id,
             sealed_secret,
@@ -76,7 +89,7 @@ impl RecoveryResponse {
         self.envelope_id
     }
 
-    pub(crate) fn sealed_secret(&self) -> &[u8; SEALED_SECRET_LEN] {
+    pub(crate) fn sealed_secret(&self) -> &[u8] {
         &self.sealed_secret
     }
 }

@@ -15,13 +15,15 @@ use super::error::{RateScope, ServiceError};
 use super::handler::{RecoveryService, Refusal, Trace};
 use super::mfa;
 use super::store::{RateKey, ReleaseCommit, ReleaseOutcome, StorageFailure};
-use crate::crypto::hpke::{self, Ephemeral, ENC_LEN};
+use crate::crypto::hpke::{self, Ephemeral};
 use crate::crypto::provider::provider;
+use crate::crypto::suite::Suite;
+use crate::crypto::xwing::{self, Randomness};
 use crate::envelope::binding::Binding;
 use crate::envelope::Envelope;
 use crate::keys::signing::VerifyingKey;
 use crate::protocol::request::{mfa_nonce, RecoveryRequest};
-use crate::protocol::response::{RecoveryResponse, RESPONSE_LABEL, SEALED_SECRET_LEN};
+use crate::protocol::response::{RecoveryResponse, RESPONSE_LABEL};
 
 impl RecoveryService {
     /// Answers a recovery request given as JSON; the answer is JSON too. Malformed input
@@ -89,10 +91,10 @@ impl RecoveryService {
         let binding = envelope.binding();
         let now = self.clock.now();
 
-        if VerifyingKey::from_sec1(request.ephemeral_key()).is_err() {
+        if !one_time_key_is_valid(request) {
             return Err(
                 ServiceError::MalformedRequest(crate::DecodeError::BadDocument {
-                    reason: "ephemeral key is not a P-256 point",
+                    reason: "ephemeral key is not a key of the envelope's KEM",
                 })
                 .into(),
             );
@@ -222,25 +224,51 @@ impl RecoveryService {
     }
 }
 
-/// Seals the secret to the request's one-time key, bound to the request hash.
+/// Seals the secret to the request's one-time key, bound to the request hash, with the
+/// KEM the envelope's suite calls for (the request's decoder checked the key's length).
 fn seal_response(
     request: &RecoveryRequest,
     request_hash: &[u8; 32],
     secret: &[u8; 32],
-) -> Result<[u8; SEALED_SECRET_LEN], ServiceError> {
+) -> Result<Vec<u8>, ServiceError> {
     let p = provider();
     let mut info = Vec::with_capacity(RESPONSE_LABEL.len() + 32);
     info.extend_from_slice(RESPONSE_LABEL);
     info.extend_from_slice(request_hash);
-    let (enc, mut ctx) = hpke::setup_base_s(p, request.ephemeral_key(), &info, Ephemeral::Fresh)
-        .map_err(|_| ServiceError::Crypto)?;
+    fn crypto<E>(_: E) -> ServiceError {
+        ServiceError::Crypto
+    }
+    let key = request.ephemeral_key();
+    let (mut out, mut ctx) = match request.envelope().suite() {
+        Suite::HpkeXWingSha256Aes256Gcm => {
+            let pk = <&[u8; xwing::PUBLIC_KEY_LEN]>::try_from(key).map_err(crypto)?;
+            let (enc, ctx) =
+                hpke::setup_base_s_xwing(p, pk, &info, Randomness::Fresh).map_err(crypto)?;
+            (enc.to_vec(), ctx)
+        }
+        Suite::HpkeP256Sha256Aes256Gcm | Suite::RsaOaepSha256Aes256Gcm => {
+            let pk = <&[u8; hpke::ENC_LEN]>::try_from(key).map_err(crypto)?;
+            let (enc, ctx) = hpke::setup_base_s(p, pk, &info, Ephemeral::Fresh).map_err(crypto)?;
+            (enc.to_vec(), ctx)
+        }
+    };
     let mut buf = Zeroizing::new(Vec::with_capacity(48));
     buf.extend_from_slice(secret);
-    ctx.seal(p, b"", &mut buf)
-        .map_err(|_| ServiceError::Crypto)?;
-    let mut out = [0u8; SEALED_SECRET_LEN];
-    let (e, c) = out.split_at_mut(ENC_LEN);
-    e.copy_from_slice(&enc);
-    c.copy_from_slice(&buf);
+    ctx.seal(p, b"", &mut buf).map_err(crypto)?;
+    out.extend_from_slice(&buf);
     Ok(out)
+}
+
+/// Whether the request's one-time key is a key of its KEM: a P-256 point on the curve,
+/// or an X-Wing key whose ML-KEM part passes FIPS 203's modulus check.
+fn one_time_key_is_valid(request: &RecoveryRequest) -> bool {
+    let key = request.ephemeral_key();
+    match request.envelope().suite() {
+        Suite::HpkeXWingSha256Aes256Gcm => {
+            <&[u8; xwing::PUBLIC_KEY_LEN]>::try_from(key).is_ok_and(xwing::public_key_is_valid)
+        }
+        Suite::HpkeP256Sha256Aes256Gcm | Suite::RsaOaepSha256Aes256Gcm => {
+            <&[u8; hpke::ENC_LEN]>::try_from(key).is_ok_and(|k| VerifyingKey::from_sec1(k).is_ok())
+        }
+    }
 }
