@@ -33,8 +33,10 @@ fn service() -> &'static blocking::RecoveryService {
         let key = ServicePrivateKey::from_pkcs8_pem(include_str!("../../test-vectors/keys/p256-service.pem"));
         service.add_current_key("contoso.example", key.expect("test key")).expect("keyring");
         let device = SigningKey::from_pkcs8_pem(include_str!("../../test-vectors/keys/p256-other.pem")).expect("key");
+        let binding = pin_recovery::Binding::new("contoso.example", "alice@contoso.example", "LAPTOP-7F3K")
+            .expect("binding");
         service
-            .register_device("contoso.example", "LAPTOP-7F3K", "alice@contoso.example", *device.verifying_key())
+            .register_device(&binding, *device.verifying_key(), &Default::default())
             .expect("registry");
         service
     })
