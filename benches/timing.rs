@@ -161,7 +161,7 @@ fn rsa_available() -> Result<(), &'static str> {
     match f.rsa.open(&probe, &f.binding) {
         Ok(_) => Ok(()),
         Err(pin_recovery::Error::Unsupported(_)) => {
-            Err("the default provider has no RSA decryption (enable aws-lc)")
+            Err("this provider has no RSA decryption (enable aws-lc)")
         }
         Err(e) => panic!("RSA open failed on a valid envelope: {e:?}"),
     }

@@ -63,7 +63,7 @@ fn hpke_open_allocates_a_fixed_small_number() {
 #[test]
 #[cfg_attr(
     not(feature = "aws-lc"),
-    ignore = "not run: the default provider has no RSA decryption (enable aws-lc)"
+    ignore = "not run: this provider has no RSA decryption (enable aws-lc)"
 )]
 fn rsa_open_allocates_a_fixed_small_number() {
     let k = key("rsa2048-service.pem");

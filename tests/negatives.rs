@@ -157,7 +157,7 @@ fn xwing_request_envelope_and_response_flips_and_truncations_are_rejected() {
 #[test]
 #[cfg_attr(
     not(feature = "aws-lc"),
-    ignore = "not run: the default provider has no RSA decryption (enable aws-lc)"
+    ignore = "not run: this provider has no RSA decryption (enable aws-lc)"
 )]
 fn rsa_request_envelope_and_response_flips_and_truncations_are_rejected() {
     let w = World::with_tenant_key(key("rsa2048-service.pem"));

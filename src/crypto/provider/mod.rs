@@ -5,6 +5,8 @@
 //!   ephemeral ECDH; the `p256` crate for static ECDH keys (which *ring* cannot hold). It
 //!   offers no RSA decryption: the only pure-Rust RSA carries a timing advisory.
 //! - `aws-lc` (feature): aws-lc-rs for everything, including constant-time RSA-OAEP.
+//! - `rustcrypto` (feature; `aws-lc` wins if both are on): RustCrypto crates for every
+//!   primitive, for targets where C or assembly is a burden; no RSA decryption either.
 //!
 //! RSA-OAEP *encryption* and RSA key generation use the `rsa` crate in both providers:
 //! they are public-key or one-off local operations, outside RUSTSEC-2023-0071's reach,
@@ -15,7 +17,11 @@ use zeroize::Zeroizing;
 #[cfg(feature = "aws-lc")]
 mod aws_lc;
 #[cfg(not(feature = "aws-lc"))]
+mod p256_static;
+#[cfg(not(any(feature = "aws-lc", feature = "rustcrypto")))]
 mod ring_p256;
+#[cfg(all(feature = "rustcrypto", not(feature = "aws-lc")))]
+mod rust_crypto;
 
 /// An ECDH shared secret or derived key, wiped on drop.
 pub(crate) type Secret32 = Zeroizing<[u8; 32]>;
@@ -116,7 +122,11 @@ pub(crate) fn provider() -> &'static dyn CryptoProvider {
     {
         &aws_lc::AwsLc
     }
-    #[cfg(not(feature = "aws-lc"))]
+    #[cfg(all(feature = "rustcrypto", not(feature = "aws-lc")))]
+    {
+        &rust_crypto::RustCrypto
+    }
+    #[cfg(not(any(feature = "aws-lc", feature = "rustcrypto")))]
     {
         &ring_p256::RingP256
     }
@@ -125,6 +135,7 @@ pub(crate) fn provider() -> &'static dyn CryptoProvider {
 /// The primitives whose API *ring* and aws-lc-rs share (aws-lc-rs mirrors *ring*'s),
 /// written once for both providers: SHA-256, HMAC, HKDF-Expand, AES-256-GCM and ECDSA
 /// P-256 verification. Expands to trait methods inside an `impl CryptoProvider`.
+#[cfg(not(all(feature = "rustcrypto", not(feature = "aws-lc"))))]
 macro_rules! ring_api_primitives {
     ($c:ident) => {
         fn sha256(&self, parts: &[&[u8]]) -> [u8; 32] {
@@ -209,8 +220,10 @@ macro_rules! ring_api_primitives {
         }
     };
 }
+#[cfg(not(all(feature = "rustcrypto", not(feature = "aws-lc"))))]
 pub(crate) use ring_api_primitives;
 
 /// `hkdf::KeyType` for an arbitrary output length (shared by both ring-shaped backends).
+#[cfg(not(all(feature = "rustcrypto", not(feature = "aws-lc"))))]
 #[derive(Clone, Copy)]
 pub(crate) struct OutLen(pub(crate) usize);

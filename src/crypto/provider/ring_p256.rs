@@ -1,10 +1,10 @@
 //! The default provider: *ring* where it can, `p256` for the static ECDH keys *ring*
 //! cannot hold.
 
-use p256::elliptic_curve::sec1::ToEncodedPoint;
 use ring::{agreement, hkdf, rand, signature};
 use zeroize::Zeroizing;
 
+use super::p256_static::P256Key;
 use super::{
     CryptoProvider, EcdsaP256Signer, Failure, OutLen, P256Agreement, RsaOaepDecryptor, Secret32,
 };
@@ -79,34 +79,6 @@ impl CryptoProvider for RingP256 {
         _pkcs8_der: &[u8],
     ) -> Option<Result<Box<dyn RsaOaepDecryptor>, Failure>> {
         None
-    }
-}
-
-/// A static P-256 key on the `p256` crate; its scalar is wiped on drop.
-struct P256Key {
-    secret: p256::SecretKey,
-    public: [u8; 65],
-}
-
-impl P256Key {
-    fn new(secret: p256::SecretKey) -> Self {
-        let mut public = [0u8; 65];
-        public.copy_from_slice(secret.public_key().to_encoded_point(false).as_bytes());
-        P256Key { secret, public }
-    }
-}
-
-impl P256Agreement for P256Key {
-    fn public_key(&self) -> &[u8; 65] {
-        &self.public
-    }
-
-    fn agree(&self, peer: &[u8; 65]) -> Result<Secret32, Failure> {
-        let peer = p256::PublicKey::from_sec1_bytes(peer).map_err(|_| Failure)?;
-        let shared = p256::ecdh::diffie_hellman(self.secret.to_nonzero_scalar(), peer.as_affine());
-        let mut out = Zeroizing::new([0u8; 32]);
-        out.copy_from_slice(shared.raw_secret_bytes());
-        Ok(out)
     }
 }
 
