@@ -4,6 +4,7 @@
 //! type, and the probes that let tests check the order of operations on open.
 
 pub(crate) mod hpke;
+pub(crate) mod jose;
 pub(crate) mod probe;
 pub(crate) mod provider;
 pub(crate) mod secret;

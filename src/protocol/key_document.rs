@@ -203,6 +203,7 @@ impl KeyDocumentSigner {
         let mut header = Header::new(Algorithm::ES256);
         header.typ = Some(KEY_DOCUMENT_TYPE.to_owned());
         let der = self.key.to_pkcs8_der()?;
+        crate::crypto::jose::ensure_provider();
         let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(&der))
             .map_err(|_| Error::Crypto)?;
         Ok(SignedKeyDocument(token))
@@ -270,6 +271,7 @@ impl SignedKeyDocument {
         validation.validate_nbf = false;
         validation.validate_aud = false;
         let key = DecodingKey::from_ec_der(pinned.to_sec1());
+        crate::crypto::jose::ensure_provider();
         let claims = jsonwebtoken::decode::<Claims>(&self.0, &key, &validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::InvalidSignature

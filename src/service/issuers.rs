@@ -385,6 +385,7 @@ fn usable_key(
     if algorithms.is_empty() {
         return Err("no allowed algorithm fits this key");
     }
+    crate::crypto::jose::ensure_provider();
     let decoding = DecodingKey::from_jwk(&jwk).map_err(|_| "the key does not import")?;
     Ok(IssuerKey {
         decoding,

@@ -198,6 +198,7 @@ pub(crate) fn verify(
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;
+    crate::crypto::jose::ensure_provider();
     jsonwebtoken::decode::<de::IgnoredAny>(token, key.decoding_key(), &validation)
         // Bad signature, malformed: one refusal.
         .map_err(|_| ServiceError::AssertionInvalid)?;

@@ -40,6 +40,8 @@ impl TestIdentityProvider {
     /// A provider named `issuer` signing with `key` under the JWS `kid` `kid` (so that
     /// two processes can share one provider).
     pub fn from_key(issuer: impl Into<String>, kid: impl Into<String>, key: SigningKey) -> Self {
+        // Tests sign their own tokens with jsonwebtoken next to this one.
+        crate::crypto::jose::ensure_provider();
         TestIdentityProvider {
             issuer: issuer.into(),
             kid: kid.into(),
@@ -117,6 +119,7 @@ impl TestIdentityProvider {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
         let der = self.key.to_pkcs8_der()?;
+        crate::crypto::jose::ensure_provider();
         jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&der))
             .map_err(|_| Error::Crypto)
     }

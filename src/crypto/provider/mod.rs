@@ -1,12 +1,13 @@
 //! The crypto provider seam: the few primitives the suites and protocol need, behind one
 //! crate-private trait, so that the same code (and the same tests) run on either backend.
 //!
-//! - `default`: *ring* for randomness, hashing, HKDF, AES-256-GCM, ECDSA and the sender's
+//! - `ring` (default): *ring* for randomness, hashing, HKDF, AES-256-GCM, ECDSA and the sender's
 //!   ephemeral ECDH; the `p256` crate for static ECDH keys (which *ring* cannot hold). It
 //!   offers no RSA decryption: the only pure-Rust RSA carries a timing advisory.
 //! - `aws-lc` (feature): aws-lc-rs for everything, including constant-time RSA-OAEP.
-//! - `rustcrypto` (feature; `aws-lc` wins if both are on): RustCrypto crates for every
-//!   primitive, for targets where C or assembly is a burden; no RSA decryption either.
+//! - RustCrypto (without `ring` and `aws-lc`, or chosen with `rustcrypto`; `aws-lc` wins
+//!   if both are on): RustCrypto crates for every primitive, for targets where C or
+//!   assembly is a burden; no RSA decryption either.
 //!
 //! RSA-OAEP *encryption* and RSA key generation use the `rsa` crate in both providers:
 //! they are public-key or one-off local operations, outside RUSTSEC-2023-0071's reach,
@@ -18,9 +19,12 @@ use zeroize::Zeroizing;
 mod aws_lc;
 #[cfg(not(feature = "aws-lc"))]
 mod p256_static;
-#[cfg(not(any(feature = "aws-lc", feature = "rustcrypto")))]
+#[cfg(all(not(feature = "aws-lc"), not(feature = "rustcrypto"), feature = "ring"))]
 mod ring_p256;
-#[cfg(all(feature = "rustcrypto", not(feature = "aws-lc")))]
+#[cfg(all(
+    not(feature = "aws-lc"),
+    any(feature = "rustcrypto", not(feature = "ring"))
+))]
 mod rust_crypto;
 
 /// An ECDH shared secret or derived key, wiped on drop.
@@ -122,11 +126,14 @@ pub(crate) fn provider() -> &'static dyn CryptoProvider {
     {
         &aws_lc::AwsLc
     }
-    #[cfg(all(feature = "rustcrypto", not(feature = "aws-lc")))]
+    #[cfg(all(
+        not(feature = "aws-lc"),
+        any(feature = "rustcrypto", not(feature = "ring"))
+    ))]
     {
         &rust_crypto::RustCrypto
     }
-    #[cfg(not(any(feature = "aws-lc", feature = "rustcrypto")))]
+    #[cfg(all(not(feature = "aws-lc"), not(feature = "rustcrypto"), feature = "ring"))]
     {
         &ring_p256::RingP256
     }
@@ -135,7 +142,10 @@ pub(crate) fn provider() -> &'static dyn CryptoProvider {
 /// The primitives whose API *ring* and aws-lc-rs share (aws-lc-rs mirrors *ring*'s),
 /// written once for both providers: SHA-256, HMAC, HKDF-Expand, AES-256-GCM and ECDSA
 /// P-256 verification. Expands to trait methods inside an `impl CryptoProvider`.
-#[cfg(not(all(feature = "rustcrypto", not(feature = "aws-lc"))))]
+#[cfg(not(all(
+    not(feature = "aws-lc"),
+    any(feature = "rustcrypto", not(feature = "ring"))
+)))]
 macro_rules! ring_api_primitives {
     ($c:ident) => {
         fn sha256(&self, parts: &[&[u8]]) -> [u8; 32] {
@@ -220,10 +230,16 @@ macro_rules! ring_api_primitives {
         }
     };
 }
-#[cfg(not(all(feature = "rustcrypto", not(feature = "aws-lc"))))]
+#[cfg(not(all(
+    not(feature = "aws-lc"),
+    any(feature = "rustcrypto", not(feature = "ring"))
+)))]
 pub(crate) use ring_api_primitives;
 
 /// `hkdf::KeyType` for an arbitrary output length (shared by both ring-shaped backends).
-#[cfg(not(all(feature = "rustcrypto", not(feature = "aws-lc"))))]
+#[cfg(not(all(
+    not(feature = "aws-lc"),
+    any(feature = "rustcrypto", not(feature = "ring"))
+)))]
 #[derive(Clone, Copy)]
 pub(crate) struct OutLen(pub(crate) usize);
