@@ -1,6 +1,7 @@
 #![no_main]
-//! Any input, opened with fixed test keys (P-256, X-Wing and RSA-2048): for X-Wing, every
-//! input that decodes reaches decapsulation.
+//! Any input, opened with fixed test keys (P-256, X-Wing and RSA-2048): an input that
+//! decodes as an hpke-xwing envelope naming the X-Wing key reaches decapsulation (the
+//! seeds from its vectors start there).
 
 use std::sync::OnceLock;
 
