@@ -7,10 +7,7 @@ mod common;
 
 use pin_recovery::{Binding, Envelope, RecoverySecret, ServicePrivateKey};
 
-fn key(name: &str) -> ServicePrivateKey {
-    let pem = std::fs::read_to_string(common::vectors_dir().join("keys").join(name)).unwrap();
-    ServicePrivateKey::from_pkcs8_pem(&pem).unwrap()
-}
+use common::service_key as key;
 
 /// Allocations made by one `open`, for short and maximal ids, valid and tampered.
 fn allocations_per_open(k: &ServicePrivateKey) -> Vec<(String, u64)> {

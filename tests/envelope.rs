@@ -8,10 +8,7 @@ use pin_recovery::{
     MAX_ENVELOPE_LEN,
 };
 
-fn key(name: &str) -> ServicePrivateKey {
-    let pem = std::fs::read_to_string(common::vectors_dir().join("keys").join(name)).unwrap();
-    ServicePrivateKey::from_pkcs8_pem(&pem).unwrap()
-}
+use common::service_key as key;
 
 fn binding() -> Binding {
     Binding::new("contoso.example", "alice@contoso.example", "LAPTOP-7F3K").unwrap()
@@ -52,24 +49,26 @@ fn can_round_trip_hpke_in_binary_text_and_json() {
     assert_eq!(k.open(&env, &binding()).unwrap(), secret());
 }
 
+/// Two seals of the same secret, each drawing from a generator seeded with `seed`.
+fn seal_twice_from_seed(k: &ServicePrivateKey, seed: [u8; 32]) -> (Envelope, Envelope) {
+    use rand_core::SeedableRng;
+    let seal = || {
+        let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
+        k.public_key()
+            .seal_with_rng(&secret(), &binding(), 1_700_000_000, &mut rng)
+            .unwrap()
+    };
+    (seal(), seal())
+}
+
 #[test]
 fn seal_is_randomised_and_with_rng_is_deterministic() {
-    use rand_core::SeedableRng;
     let k = key("p256-service.pem");
     let a = k.public_key().seal(&secret(), &binding()).unwrap();
     let b = k.public_key().seal(&secret(), &binding()).unwrap();
     assert_ne!(a.to_bytes(), b.to_bytes());
     assert_ne!(a.envelope_id(), b.envelope_id());
-    let mut r1 = rand_chacha::ChaCha20Rng::from_seed([1; 32]);
-    let mut r2 = rand_chacha::ChaCha20Rng::from_seed([1; 32]);
-    let c = k
-        .public_key()
-        .seal_with_rng(&secret(), &binding(), 1_700_000_000, &mut r1)
-        .unwrap();
-    let d = k
-        .public_key()
-        .seal_with_rng(&secret(), &binding(), 1_700_000_000, &mut r2)
-        .unwrap();
+    let (c, d) = seal_twice_from_seed(&k, [1; 32]);
     assert_eq!(c.to_bytes(), d.to_bytes());
     assert_eq!(c.created_at(), 1_700_000_000);
     assert_eq!(k.open(&c, &binding()).unwrap(), secret());
@@ -156,19 +155,9 @@ fn xwing_envelopes_round_trip_and_fail_alike() {
         .unwrap();
     assert_eq!(k.open(&p256, &binding()), Err(Error::OpenFailed));
     // Seals are randomised; seal_with_rng is reproducible.
-    use rand_core::SeedableRng;
     let other = k.public_key().seal(&secret(), &binding()).unwrap();
     assert_ne!(env.as_bytes()[..], other.as_bytes()[..]);
-    let mut r1 = rand_chacha::ChaCha20Rng::from_seed([2; 32]);
-    let mut r2 = rand_chacha::ChaCha20Rng::from_seed([2; 32]);
-    let c = k
-        .public_key()
-        .seal_with_rng(&secret(), &binding(), 1_700_000_000, &mut r1)
-        .unwrap();
-    let d = k
-        .public_key()
-        .seal_with_rng(&secret(), &binding(), 1_700_000_000, &mut r2)
-        .unwrap();
+    let (c, d) = seal_twice_from_seed(&k, [2; 32]);
     assert_eq!(c.to_bytes(), d.to_bytes());
     assert_eq!(k.open(&c, &binding()).unwrap(), secret());
 }

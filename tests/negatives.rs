@@ -10,12 +10,9 @@ use common::world::{pin, World, AUDIENCE};
 use pin_recovery::__internal::open_probe_counts;
 use pin_recovery::client::ClientError;
 use pin_recovery::service::ServiceError;
-use pin_recovery::{Binding, Clock, Envelope, Error, RecoveryResponse, ServicePrivateKey};
+use pin_recovery::{Binding, Clock, Envelope, Error, RecoveryResponse};
 
-fn key(name: &str) -> ServicePrivateKey {
-    let pem = std::fs::read_to_string(common::vectors_dir().join("keys").join(name)).unwrap();
-    ServicePrivateKey::from_pkcs8_pem(&pem).unwrap()
-}
+use common::service_key as key;
 
 fn flips(bytes: &[u8]) -> impl Iterator<Item = (usize, Vec<u8>)> + '_ {
     (0..bytes.len() * 8).map(move |i| {

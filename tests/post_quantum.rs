@@ -9,14 +9,11 @@ use common::world::{pin, World, AUDIENCE};
 use pin_recovery::client::ClientError;
 use pin_recovery::service::ServiceError;
 use pin_recovery::{
-    Clock, DecodeError, RecoveryRequest, RecoveryResponse, ServicePrivateKey, Suite,
-    SEALED_SECRET_LEN, SEALED_SECRET_LEN_XWING,
+    Clock, DecodeError, RecoveryRequest, RecoveryResponse, Suite, SEALED_SECRET_LEN,
+    SEALED_SECRET_LEN_XWING,
 };
 
-fn key(name: &str) -> ServicePrivateKey {
-    let pem = std::fs::read_to_string(common::vectors_dir().join("keys").join(name)).unwrap();
-    ServicePrivateKey::from_pkcs8_pem(&pem).unwrap()
-}
+use common::service_key as key;
 
 fn b64(b: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)

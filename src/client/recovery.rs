@@ -9,13 +9,12 @@ use zeroize::Zeroizing;
 
 use super::error::ClientError;
 use crate::crypto::hpke;
-use crate::crypto::provider::{provider, P256Agreement};
+use crate::crypto::provider::{provider, Failure, P256Agreement};
 use crate::crypto::secret::RecoverySecret;
-use crate::crypto::suite::Suite;
 use crate::crypto::xwing::{self, XWingPrivate};
 use crate::envelope::Envelope;
 use crate::keys::signing::SigningKey;
-use crate::protocol::request::{self, RecoveryRequest};
+use crate::protocol::request::{self, OneTimeKem, RecoveryRequest};
 use crate::protocol::response::{RecoveryResponse, RESPONSE_LABEL};
 
 /// A recovery in progress: holds the one-time key until the answer arrives. Dropping it
@@ -53,13 +52,9 @@ impl PendingRecovery {
     /// # Errors
     /// [`ClientError::Crypto`] if the one-time key cannot be generated.
     pub fn for_envelope(envelope: Envelope, device_key: SigningKey) -> Result<Self, ClientError> {
-        let ephemeral = match envelope.suite() {
-            Suite::HpkeXWingSha256Aes256Gcm => {
-                OneTimeKey::XWing(Box::new(XWingPrivate::generate(provider())?))
-            }
-            Suite::HpkeP256Sha256Aes256Gcm | Suite::RsaOaepSha256Aes256Gcm => {
-                OneTimeKey::P256(provider().p256_agreement_generate()?)
-            }
+        let ephemeral = match OneTimeKem::for_suite(envelope.suite()) {
+            OneTimeKem::XWing => OneTimeKey::XWing(Box::new(XWingPrivate::generate(provider())?)),
+            OneTimeKem::P256 => OneTimeKey::P256(provider().p256_agreement_generate()?),
         };
         let nonce = request::mfa_nonce(&envelope.envelope_id(), ephemeral.public_key());
         Ok(PendingRecovery {
@@ -144,32 +139,11 @@ impl PendingRecovery {
         let sealed = response.sealed_secret();
         let mut info = RESPONSE_LABEL.to_vec();
         info.extend_from_slice(&hash);
-        fn mismatch<E>(_: E) -> ClientError {
-            ClientError::ResponseMismatch
-        }
         // An answer sealed with the other KEM has the other length, and is refused here.
-        let (mut ctx, ct) = match &self.ephemeral {
-            OneTimeKey::P256(sk) => {
-                let (enc, ct) = sealed
-                    .split_at_checked(hpke::ENC_LEN)
-                    .ok_or(ClientError::ResponseMismatch)?;
-                let enc = <&[u8; hpke::ENC_LEN]>::try_from(enc).map_err(mismatch)?;
-                (
-                    hpke::setup_base_r(p, enc, sk.as_ref(), &info).map_err(mismatch)?,
-                    ct,
-                )
-            }
-            OneTimeKey::XWing(sk) => {
-                let (enc, ct) = sealed
-                    .split_at_checked(xwing::ENC_LEN)
-                    .ok_or(ClientError::ResponseMismatch)?;
-                let enc = <&[u8; xwing::ENC_LEN]>::try_from(enc).map_err(mismatch)?;
-                (
-                    hpke::setup_base_r_xwing(p, enc, sk, &info).map_err(mismatch)?,
-                    ct,
-                )
-            }
-        };
+        let (mut ctx, ct) = self
+            .ephemeral
+            .receiver(sealed, &info)
+            .map_err(|_| ClientError::ResponseMismatch)?;
         if ct.len() != RecoverySecret::LEN + 16 {
             return Err(ClientError::ResponseMismatch);
         }
@@ -203,6 +177,27 @@ impl OneTimeKey {
         match self {
             OneTimeKey::P256(k) => k.public_key(),
             OneTimeKey::XWing(k) => k.public_key(),
+        }
+    }
+
+    /// `SetupBaseR` for a sealed secret `enc || ct` of this key's KEM; also returns `ct`.
+    fn receiver<'a>(
+        &self,
+        sealed: &'a [u8],
+        info: &[u8],
+    ) -> Result<(hpke::ReceiverContext, &'a [u8]), Failure> {
+        let p = provider();
+        match self {
+            OneTimeKey::P256(sk) => {
+                let (enc, ct) = sealed.split_at_checked(hpke::ENC_LEN).ok_or(Failure)?;
+                let enc = <&[u8; hpke::ENC_LEN]>::try_from(enc).map_err(|_| Failure)?;
+                Ok((hpke::setup_base_r(p, enc, sk.as_ref(), info)?, ct))
+            }
+            OneTimeKey::XWing(sk) => {
+                let (enc, ct) = sealed.split_at_checked(xwing::ENC_LEN).ok_or(Failure)?;
+                let enc = <&[u8; xwing::ENC_LEN]>::try_from(enc).map_err(|_| Failure)?;
+                Ok((hpke::setup_base_r_xwing(p, enc, sk, info)?, ct))
+            }
         }
     }
 }

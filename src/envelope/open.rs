@@ -46,14 +46,8 @@ impl ServicePrivateKey {
         buf.copy_from_slice(ct);
 
         let opened: Choice = match self.suite() {
-            Suite::HpkeP256Sha256Aes256Gcm => {
-                let sk = self.p256_agreement().ok_or(Error::OpenFailed)?;
-                let enc = <&[u8; hpke::ENC_LEN]>::try_from(envelope.encapsulated())
-                    .map_err(|_| Error::OpenFailed)?;
-                // An invalid encapsulated key fails here, before any symmetric work.
-                crate::crypto::probe::private_key_op();
-                let mut ctx =
-                    hpke::setup_base_r(p, enc, sk, info).map_err(|_| Error::OpenFailed)?;
+            Suite::HpkeP256Sha256Aes256Gcm | Suite::HpkeXWingSha256Aes256Gcm => {
+                let mut ctx = self.hpke_receiver(envelope.encapsulated(), info)?;
                 crate::crypto::probe::aead_open();
                 Choice::from(u8::from(ctx.open(p, b"", &mut buf[..]).is_ok()))
             }
@@ -81,18 +75,6 @@ impl ServicePrivateKey {
                     .is_ok();
                 Choice::from(u8::from(ok)) & unwrapped_ok
             }
-            Suite::HpkeXWingSha256Aes256Gcm => {
-                let sk = self.xwing().ok_or(Error::OpenFailed)?;
-                let enc = <&[u8; xwing::ENC_LEN]>::try_from(envelope.encapsulated())
-                    .map_err(|_| Error::OpenFailed)?;
-                // Decapsulation never fails (ML-KEM rejects implicitly): a tampered
-                // encapsulation yields a key the AEAD refuses.
-                crate::crypto::probe::private_key_op();
-                let mut ctx =
-                    hpke::setup_base_r_xwing(p, enc, sk, info).map_err(|_| Error::OpenFailed)?;
-                crate::crypto::probe::aead_open();
-                Choice::from(u8::from(ctx.open(p, b"", &mut buf[..]).is_ok()))
-            }
         };
         let binding = envelope.binding();
         let same_binding = binding
@@ -108,6 +90,27 @@ impl ServicePrivateKey {
             let mut secret = [0u8; RecoverySecret::LEN];
             secret.copy_from_slice(&buf[..RecoverySecret::LEN]);
             Ok(RecoverySecret::from_bytes(&mut secret))
+        } else {
+            Err(Error::OpenFailed)
+        }
+    }
+}
+
+impl ServicePrivateKey {
+    /// The HPKE receiver context for an envelope of this key's HPKE suite.
+    fn hpke_receiver(&self, enc: &[u8], info: &[u8]) -> Result<hpke::ReceiverContext, Error> {
+        let p = provider();
+        if let Some(sk) = self.p256_agreement() {
+            let enc = <&[u8; hpke::ENC_LEN]>::try_from(enc).map_err(|_| Error::OpenFailed)?;
+            // An invalid encapsulated key fails here, before any symmetric work.
+            crate::crypto::probe::private_key_op();
+            hpke::setup_base_r(p, enc, sk, info).map_err(|_| Error::OpenFailed)
+        } else if let Some(sk) = self.xwing() {
+            let enc = <&[u8; xwing::ENC_LEN]>::try_from(enc).map_err(|_| Error::OpenFailed)?;
+            // Decapsulation never fails (ML-KEM rejects implicitly): a tampered
+            // encapsulation yields a key the AEAD refuses.
+            crate::crypto::probe::private_key_op();
+            hpke::setup_base_r_xwing(p, enc, sk, info).map_err(|_| Error::OpenFailed)
         } else {
             Err(Error::OpenFailed)
         }

@@ -25,7 +25,7 @@ const NONCE_LABEL: &[u8] = b"pin-recovery v1 mfa nonce";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecoveryRequest {
     envelope: Envelope,
-    /// Of the length [`one_time_key_len`] gives for the envelope's suite.
+    /// Of the length [`OneTimeKem::public_key_len`] gives for the envelope's suite.
     ephemeral_key: Vec<u8>,
     assertion: String,
     device_signature: [u8; 64],
@@ -47,7 +47,7 @@ impl TryFrom<RequestWire> for RecoveryRequest {
     type Error = DecodeError;
     fn try_from(w: RequestWire) -> Result<Self, DecodeError> {
         check_version(w.version)?;
-        let want = one_time_key_len(w.envelope.suite());
+        let want = OneTimeKem::for_suite(w.envelope.suite()).public_key_len();
         let ephemeral_key = b64_decode(&w.ephemeral_key, want)?;
         if ephemeral_key.len() != want {
             return Err(DecodeError::BadLength {
@@ -170,7 +170,7 @@ pub(crate) fn request_signed_bytes(
 ) -> Result<Vec<u8>, DecodeError> {
     check_assertion(assertion)?;
     // The envelope fixes the key's length, so the key needs no length prefix.
-    if ephemeral_key.len() != one_time_key_len(envelope.suite()) {
+    if ephemeral_key.len() != OneTimeKem::for_suite(envelope.suite()).public_key_len() {
         return Err(DecodeError::BadLength {
             field: "ephemeral key",
             found: ephemeral_key.len(),
@@ -194,10 +194,28 @@ pub fn mfa_nonce(envelope_id: &EnvelopeId, ephemeral_key: &[u8]) -> String {
     b64_encode(&provider().sha256(&[NONCE_LABEL, envelope_id.as_bytes(), ephemeral_key]))
 }
 
-/// The length of the one-time public key a request for an envelope of `suite` carries.
-pub(crate) fn one_time_key_len(suite: Suite) -> usize {
-    match suite {
-        Suite::HpkeXWingSha256Aes256Gcm => xwing::PUBLIC_KEY_LEN,
-        Suite::HpkeP256Sha256Aes256Gcm | Suite::RsaOaepSha256Aes256Gcm => hpke::ENC_LEN,
+/// The KEM of the one-time key a request for an envelope carries: the one place that
+/// decides it, so the device, the decoder and the service agree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OneTimeKem {
+    /// A P-256 point (65 bytes), for hpke-p256 and rsa-oaep envelopes.
+    P256,
+    /// An X-Wing key (1216 bytes), for hpke-xwing envelopes: the answer is post-quantum.
+    XWing,
+}
+
+impl OneTimeKem {
+    pub(crate) fn for_suite(suite: Suite) -> Self {
+        match suite {
+            Suite::HpkeXWingSha256Aes256Gcm => OneTimeKem::XWing,
+            Suite::HpkeP256Sha256Aes256Gcm | Suite::RsaOaepSha256Aes256Gcm => OneTimeKem::P256,
+        }
+    }
+
+    pub(crate) fn public_key_len(self) -> usize {
+        match self {
+            OneTimeKem::XWing => xwing::PUBLIC_KEY_LEN,
+            OneTimeKem::P256 => hpke::ENC_LEN,
+        }
     }
 }

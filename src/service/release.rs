@@ -17,12 +17,11 @@ use super::mfa;
 use super::store::{RateKey, ReleaseCommit, ReleaseOutcome, StorageFailure};
 use crate::crypto::hpke::{self, Ephemeral};
 use crate::crypto::provider::provider;
-use crate::crypto::suite::Suite;
 use crate::crypto::xwing::{self, Randomness};
 use crate::envelope::binding::Binding;
 use crate::envelope::Envelope;
 use crate::keys::signing::VerifyingKey;
-use crate::protocol::request::{mfa_nonce, RecoveryRequest};
+use crate::protocol::request::{mfa_nonce, OneTimeKem, RecoveryRequest};
 use crate::protocol::response::{RecoveryResponse, RESPONSE_LABEL};
 
 impl RecoveryService {
@@ -239,14 +238,14 @@ fn seal_response(
         ServiceError::Crypto
     }
     let key = request.ephemeral_key();
-    let (mut out, mut ctx) = match request.envelope().suite() {
-        Suite::HpkeXWingSha256Aes256Gcm => {
+    let (mut out, mut ctx) = match OneTimeKem::for_suite(request.envelope().suite()) {
+        OneTimeKem::XWing => {
             let pk = <&[u8; xwing::PUBLIC_KEY_LEN]>::try_from(key).map_err(crypto)?;
             let (enc, ctx) =
                 hpke::setup_base_s_xwing(p, pk, &info, Randomness::Fresh).map_err(crypto)?;
             (enc.to_vec(), ctx)
         }
-        Suite::HpkeP256Sha256Aes256Gcm | Suite::RsaOaepSha256Aes256Gcm => {
+        OneTimeKem::P256 => {
             let pk = <&[u8; hpke::ENC_LEN]>::try_from(key).map_err(crypto)?;
             let (enc, ctx) = hpke::setup_base_s(p, pk, &info, Ephemeral::Fresh).map_err(crypto)?;
             (enc.to_vec(), ctx)
@@ -263,11 +262,11 @@ fn seal_response(
 /// or an X-Wing key whose ML-KEM part passes FIPS 203's modulus check.
 fn one_time_key_is_valid(request: &RecoveryRequest) -> bool {
     let key = request.ephemeral_key();
-    match request.envelope().suite() {
-        Suite::HpkeXWingSha256Aes256Gcm => {
+    match OneTimeKem::for_suite(request.envelope().suite()) {
+        OneTimeKem::XWing => {
             <&[u8; xwing::PUBLIC_KEY_LEN]>::try_from(key).is_ok_and(xwing::public_key_is_valid)
         }
-        Suite::HpkeP256Sha256Aes256Gcm | Suite::RsaOaepSha256Aes256Gcm => {
+        OneTimeKem::P256 => {
             <&[u8; hpke::ENC_LEN]>::try_from(key).is_ok_and(|k| VerifyingKey::from_sec1(k).is_ok())
         }
     }

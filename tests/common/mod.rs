@@ -17,6 +17,12 @@ pub fn read_json<T: serde::de::DeserializeOwned>(relative: &str) -> T {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// A fixed service key from `test-vectors/keys/`.
+pub fn service_key(name: &str) -> pin_recovery::ServicePrivateKey {
+    let pem = std::fs::read_to_string(vectors_dir().join("keys").join(name)).unwrap();
+    pin_recovery::ServicePrivateKey::from_pkcs8_pem(&pem).unwrap()
+}
+
 pub fn unhex(s: &str) -> Vec<u8> {
     base16ct::mixed::decode_vec(s).unwrap_or_else(|e| panic!("bad hex {s:?}: {e}"))
 }

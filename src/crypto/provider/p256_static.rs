@@ -13,10 +13,21 @@ pub(crate) struct P256Key {
 }
 
 impl P256Key {
-    pub(crate) fn new(secret: p256::SecretKey) -> Self {
+    fn new(secret: p256::SecretKey) -> Self {
         let mut public = [0u8; 65];
         public.copy_from_slice(secret.public_key().to_encoded_point(false).as_bytes());
         P256Key { secret, public }
+    }
+
+    /// `CryptoProvider::p256_agreement_from_scalar` for the providers that use this key.
+    pub(crate) fn from_scalar(scalar: &[u8; 32]) -> Result<Box<dyn P256Agreement>, Failure> {
+        let sk = p256::SecretKey::from_bytes(scalar.into()).map_err(|_| Failure)?;
+        Ok(Box::new(P256Key::new(sk)))
+    }
+
+    /// `CryptoProvider::p256_agreement_generate` for the providers that use this key.
+    pub(crate) fn generate() -> Box<dyn P256Agreement> {
+        Box::new(P256Key::new(p256::SecretKey::random(&mut rand_core::OsRng)))
     }
 }
 

@@ -48,14 +48,11 @@ impl CryptoProvider for RingP256 {
         &self,
         scalar: &[u8; 32],
     ) -> Result<Box<dyn P256Agreement>, Failure> {
-        let sk = p256::SecretKey::from_bytes(scalar.into()).map_err(|_| Failure)?;
-        Ok(Box::new(P256Key::new(sk)))
+        P256Key::from_scalar(scalar)
     }
 
     fn p256_agreement_generate(&self) -> Result<Box<dyn P256Agreement>, Failure> {
-        Ok(Box::new(P256Key::new(p256::SecretKey::random(
-            &mut rand_core::OsRng,
-        ))))
+        Ok(P256Key::generate())
     }
 
     fn ecdsa_p256_signer(

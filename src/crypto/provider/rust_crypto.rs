@@ -109,12 +109,11 @@ impl CryptoProvider for RustCrypto {
         &self,
         scalar: &[u8; 32],
     ) -> Result<Box<dyn P256Agreement>, Failure> {
-        let sk = p256::SecretKey::from_bytes(scalar.into()).map_err(|_| Failure)?;
-        Ok(Box::new(P256Key::new(sk)))
+        P256Key::from_scalar(scalar)
     }
 
     fn p256_agreement_generate(&self) -> Result<Box<dyn P256Agreement>, Failure> {
-        Ok(Box::new(P256Key::new(p256::SecretKey::random(&mut OsRng))))
+        Ok(P256Key::generate())
     }
 
     fn ecdsa_p256_verify(
