@@ -217,12 +217,20 @@ fn xwing_keys_have_one_encoding_each() {
     assert_eq!(public.suite(), Suite::HpkeXWingSha256Aes256Gcm);
     assert!(format!("{k:?}").contains("[redacted]"));
 
-    // Every truncation of either document is refused.
+    // Every truncation of either document is refused as malformed.
     for n in 0..der.len() {
-        assert!(ServicePrivateKey::from_pkcs8_der(&der[..n]).is_err());
+        assert_eq!(
+            ServicePrivateKey::from_pkcs8_der(&der[..n]).unwrap_err(),
+            Error::Key(KeyError::Malformed),
+            "PKCS#8 cut at {n}"
+        );
     }
     for n in 0..spki.len() {
-        assert!(ServicePublicKey::from_spki_der(&spki[..n]).is_err());
+        assert_eq!(
+            ServicePublicKey::from_spki_der(&spki[..n]).unwrap_err(),
+            KeyError::Malformed,
+            "SPKI cut at {n}"
+        );
     }
     // A seed of another length.
     let mut short = der[..53].to_vec();
