@@ -7,10 +7,13 @@
 use std::sync::Arc;
 
 use super::error::ClientError;
-use super::policy::{ContainerPolicy, Pin};
+use super::policy::{ContainerPolicy, Pin, PinProtectorChoice};
 use super::protector::{ContainerKey, PinProtector, RecoveryProtector};
-use super::state::{DeviceScalar, NextEnvelope, Payload, State};
+use super::state::{DeviceScalar, NextEnvelope, Payload, PinGuard, State};
 use super::store::ContainerStore;
+use super::tpm::sealed::TpmProtector;
+#[cfg(feature = "tpm")]
+use super::tpm::{self, TpmConfig};
 use crate::clock::{Clock, SystemClock};
 use crate::crypto::secret::RecoverySecret;
 use crate::envelope::binding::Binding;
@@ -73,6 +76,16 @@ pub struct DestructiveReset {
     pub envelope: Option<Envelope>,
 }
 
+/// Which PIN protector a container has.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinProtectorKind {
+    /// Argon2id, with the failed-attempt counter in the container.
+    Argon2id,
+    /// Sealed by a TPM, which counts failed attempts itself.
+    Tpm,
+}
+
 /// What a container's stored state says, without any secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerStatus {
@@ -82,9 +95,13 @@ pub struct ContainerStatus {
     pub credential_public_key: VerifyingKey,
     /// The device key's public half (what the recovery service knows the device by).
     pub device_public_key: VerifyingKey,
-    /// Failed PIN attempts since the last success.
+    /// The PIN protector.
+    pub protector: PinProtectorKind,
+    /// Failed PIN attempts since the last success (Argon2id protector; a TPM counts its
+    /// own, and this stays 0).
     pub failed_attempts: u32,
-    /// Whether the PIN protector is locked.
+    /// Whether the Argon2id PIN protector is locked (a TPM's lockout shows only when
+    /// the TPM is asked: [`crate::client::TpmError::LockedOut`]).
     pub locked_out: bool,
     /// Whether a recovery protector exists.
     pub recoverable: bool,
@@ -195,6 +212,10 @@ impl<S: ContainerStore> Container<S> {
             credential_public_key: VerifyingKey::from_sec1(&s.credential_public)
                 .map_err(|_| ClientError::Tampered)?,
             device_public_key: *device_key(&s)?.verifying_key(),
+            protector: match s.pin {
+                PinGuard::Argon2id(_) => PinProtectorKind::Argon2id,
+                PinGuard::Tpm(_) => PinProtectorKind::Tpm,
+            },
             failed_attempts: s.failed_attempts,
             locked_out: s.failed_attempts >= self.limit(),
             recoverable: s.current.is_some() || s.next.is_some(),
@@ -280,7 +301,7 @@ impl<S: ContainerStore> Container<S> {
             credential_public: *public.to_sec1(),
             payload_nonce: [0; 12],
             payload: Vec::new(),
-            pin: PinProtector::create(&unlocked.ck, pin, self.policy.argon2, identity)?,
+            pin: self.new_pin_guard(&unlocked.ck, pin, identity)?,
             pin_set_at: self.clock.now(),
             key_doc_serial: 0,
             mac: [0; 32],
@@ -361,13 +382,17 @@ impl<S: ContainerStore> Container<S> {
     /// Checks the PIN. The failed-attempt counter is incremented and persisted before
     /// the check, so killing the process mid-check cannot reset it.
     fn unlock_with_pin(&self, state: &mut State, pin: &Pin) -> Result<Unlocked, ClientError> {
+        let software = match &state.pin {
+            PinGuard::Argon2id(p) => p.clone(),
+            PinGuard::Tpm(p) => return self.unlock_with_tpm(state, p, pin),
+        };
         let limit = self.limit();
         if state.failed_attempts >= limit {
             return Err(ClientError::LockedOut);
         }
         state.failed_attempts = state.failed_attempts.saturating_add(1);
         self.write(state)?;
-        let ck = match state.pin.unlock(pin, &state.identity) {
+        let ck = match software.unlock(pin, &state.identity) {
             Ok(ck) => ck,
             Err(_) => {
                 return Err(ClientError::WrongPin {
@@ -469,6 +494,10 @@ impl<S: ContainerStore> Container<S> {
         self.policy.pin.check(new)?;
         let _lock = self.store.lock()?;
         let mut state = self.load()?;
+        if let PinGuard::Tpm(p) = &state.pin {
+            let p = p.clone();
+            return self.change_tpm_pin(state, &p, old, new);
+        }
         let mut unlocked = self.unlock_with_pin(&mut state, old)?;
         state.failed_attempts = 0;
         if let Err(e) = self.set_pin(&mut state, &mut unlocked, new) {
@@ -479,12 +508,21 @@ impl<S: ContainerStore> Container<S> {
         self.write(&state)
     }
 
+    /// Sets `new` as the PIN under a new protector of the policy's kind.
     pub(super) fn set_pin(
         &self,
         state: &mut State,
         unlocked: &mut Unlocked,
         new: &Pin,
     ) -> Result<(), ClientError> {
+        self.record_in_history(unlocked, new)?;
+        state.pin = self.new_pin_guard(&unlocked.ck, new, &state.identity)?;
+        state.pin_set_at = self.clock.now();
+        Ok(())
+    }
+
+    /// Refuses a recent PIN, and records `new` in the history.
+    fn record_in_history(&self, unlocked: &mut Unlocked, new: &Pin) -> Result<(), ClientError> {
         let tag = unlocked.ck.history_tag(new)?;
         let keep = self.policy.pin.history_len();
         if unlocked
@@ -502,9 +540,96 @@ impl<S: ContainerStore> Container<S> {
             history.extend(unlocked.payload.history.iter().take(keep - 1).copied());
         }
         unlocked.payload.history = history;
-        state.pin = PinProtector::create(&unlocked.ck, new, self.policy.argon2, &state.identity)?;
-        state.pin_set_at = self.clock.now();
         Ok(())
+    }
+
+    /// A new PIN protector of `ck`, of the kind the policy chooses.
+    fn new_pin_guard(
+        &self,
+        ck: &ContainerKey,
+        pin: &Pin,
+        identity: &Binding,
+    ) -> Result<PinGuard, ClientError> {
+        match &self.policy.protector {
+            PinProtectorChoice::Argon2id => Ok(PinGuard::Argon2id(PinProtector::create(
+                ck,
+                pin,
+                self.policy.argon2,
+                identity,
+            )?)),
+            #[cfg(feature = "tpm")]
+            PinProtectorChoice::Tpm(config) => {
+                Ok(PinGuard::Tpm(tpm::seal_new(config, ck, pin, identity)?))
+            }
+        }
+    }
+}
+
+#[cfg(feature = "tpm")]
+impl<S: ContainerStore> Container<S> {
+    /// The TPM settings: the policy's, or the defaults if the policy (now) names
+    /// another protector, so that a TPM container still opens.
+    fn tpm_config(&self) -> std::borrow::Cow<'_, TpmConfig> {
+        match &self.policy.protector {
+            PinProtectorChoice::Tpm(c) => std::borrow::Cow::Borrowed(c),
+            _ => std::borrow::Cow::Owned(TpmConfig::default()),
+        }
+    }
+
+    /// The TPM counts the failures: nothing is written before the PIN is known.
+    fn unlock_with_tpm(
+        &self,
+        state: &State,
+        p: &TpmProtector,
+        pin: &Pin,
+    ) -> Result<Unlocked, ClientError> {
+        let mut device = tpm::connect(&self.tpm_config(), p)?;
+        let ck = tpm::unlock(&mut device, p, pin, &state.identity)?;
+        authenticate(state, ck)
+    }
+
+    /// PIN change on a TPM container: unseal with the old PIN (a wrong one costs one
+    /// TPM failure and ends here), then change the object's authorization (one more,
+    /// now known-good, use of the old PIN): a PIN change never trips the lockout.
+    fn change_tpm_pin(
+        &self,
+        mut state: State,
+        p: &TpmProtector,
+        old: &Pin,
+        new: &Pin,
+    ) -> Result<(), ClientError> {
+        let mut device = tpm::connect(&self.tpm_config(), p)?;
+        let ck = tpm::unlock(&mut device, p, old, &state.identity)?;
+        let mut unlocked = authenticate(&state, ck)?;
+        self.record_in_history(&mut unlocked, new)?;
+        let changed = tpm::change_pin(&mut device, p, old, new, &state.identity)?;
+        drop(device);
+        state.pin = PinGuard::Tpm(changed);
+        state.pin_set_at = self.clock.now();
+        seal_state(&mut state, &unlocked)?;
+        self.write(&state)
+    }
+}
+
+#[cfg(not(feature = "tpm"))]
+impl<S: ContainerStore> Container<S> {
+    fn unlock_with_tpm(
+        &self,
+        _: &State,
+        _: &TpmProtector,
+        _: &Pin,
+    ) -> Result<Unlocked, ClientError> {
+        Err(ClientError::Tpm(super::tpm::TpmError::NotCompiled))
+    }
+
+    fn change_tpm_pin(
+        &self,
+        _: State,
+        _: &TpmProtector,
+        _: &Pin,
+        _: &Pin,
+    ) -> Result<(), ClientError> {
+        Err(ClientError::Tpm(super::tpm::TpmError::NotCompiled))
     }
 }
 

@@ -2,6 +2,7 @@ use core::fmt;
 
 use super::policy::PinPolicyViolation;
 use super::store::StoreError;
+use super::tpm::TpmError;
 use crate::error::{DecodeError, Error};
 use crate::protocol::key_document::KeyDocumentError;
 
@@ -9,9 +10,11 @@ use crate::protocol::key_document::KeyDocumentError;
 /// wrong PIN counts as a failed attempt (persisted before the PIN is checked).
 ///
 /// What a caller can do about each:
-/// - [`ClientError::WrongPin`]: ask again; `attempts_left` says how many tries remain.
-/// - [`ClientError::LockedOut`]: only a reset (with the recovery service, or destructive)
-///   opens the container now.
+/// - [`ClientError::WrongPin`]: ask again; `attempts_left` says how many tries remain
+///   (with a TPM, the TPM's own count, which every user of the TPM shares).
+/// - [`ClientError::LockedOut`]: the Argon2id protector is locked: only a reset (with
+///   the recovery service, or destructive) opens the container now. A TPM's lockout is
+///   [`TpmError::LockedOut`].
 /// - [`ClientError::PinPolicy`], [`ClientError::PinReused`]: ask for another new PIN.
 /// - [`ClientError::PinExpired`]: the PIN was right but has expired; change it.
 /// - [`ClientError::RecoveryDisabled`]: policy keeps no recovery secret; the destructive
@@ -21,6 +24,8 @@ use crate::protocol::key_document::KeyDocumentError;
 ///   pinned service signing key.
 /// - [`ClientError::BadAssertion`]: the identity provider's assertion is unusable; get
 ///   another.
+/// - [`ClientError::Tpm`]: the TPM-sealed PIN protector could not be used; see
+///   [`TpmError`] for each case.
 /// - [`ClientError::Store`]: the storage failed; the container is unchanged (or, after a
 ///   failed directory sync, already in its new state) and the operation may be retried.
 /// - [`ClientError::CorruptState`], [`ClientError::Tampered`]: the stored container is
@@ -68,6 +73,9 @@ pub enum ClientError {
     Store(StoreError),
     /// A cryptographic operation failed.
     Crypto(Error),
+    /// The TPM that seals the PIN protector refused or failed (a wrong PIN is
+    /// [`ClientError::WrongPin`], with the tries the TPM has left).
+    Tpm(TpmError),
 }
 
 impl fmt::Display for ClientError {
@@ -101,6 +109,7 @@ impl fmt::Display for ClientError {
             ClientError::Tampered => f.write_str("stored container failed authentication"),
             ClientError::Store(e) => write!(f, "{e}"),
             ClientError::Crypto(e) => write!(f, "{e}"),
+            ClientError::Tpm(e) => write!(f, "{e}"),
         }
     }
 }

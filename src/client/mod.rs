@@ -13,13 +13,15 @@ mod recovery;
 mod reset;
 mod state;
 mod store;
+mod tpm;
 
 pub use container::{
-    Container, ContainerStatus, DestructiveReset, Enrolment, ServiceTrust, SignIn,
+    Container, ContainerStatus, DestructiveReset, Enrolment, PinProtectorKind, ServiceTrust, SignIn,
 };
 pub use error::ClientError;
 pub use policy::{
     Argon2Profile, CharClass, CharRule, ContainerPolicy, Pin, PinPolicy, PinPolicyViolation,
+    PinProtectorChoice,
 };
 pub use recovery::PendingRecovery;
 pub use reset::{RecoveryIncomplete, Reset};
@@ -27,6 +29,9 @@ pub use store::{
     ContainerStore, FaultHook, FileStore, MemoryStore, StoreError, StoreLock, StoreStep,
     MAX_STATE_LEN,
 };
+pub use tpm::TpmError;
+#[cfg(feature = "tpm")]
+pub use tpm::{LockoutAuthorization, TpmConfig};
 
 #[doc(hidden)]
 pub fn __decode_state(bytes: &[u8]) -> Result<Vec<u8>, crate::DecodeError> {

@@ -257,11 +257,27 @@ impl Argon2Profile {
     }
 }
 
+/// Which PIN protector new containers (and new PINs after a reset) get.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum PinProtectorChoice {
+    /// The container key wrapped under an Argon2id key derived from the PIN, with a
+    /// failed-attempt counter in the container: for devices without a TPM. Whoever copies
+    /// the container can roll the counter back and guess offline, at the Argon2id cost
+    /// per guess (SECURITY.md). The default.
+    #[default]
+    Argon2id,
+    /// The container key behind a secret sealed by the TPM, which counts wrong PINs
+    /// itself and cannot be rolled back (feature `tpm`).
+    #[cfg(feature = "tpm")]
+    Tpm(super::tpm::TpmConfig),
+}
+
 /// The device policy.
 ///
 /// The default: recovery **off** (as Windows' `EnablePinRecovery`; a device that should
-/// recover must turn it on), [`PinPolicy::default`], 5 PIN attempts before lockout,
-/// [`Argon2Profile::DEFAULT`].
+/// recover must turn it on), [`PinPolicy::default`], the Argon2id PIN protector with
+/// 5 PIN attempts before lockout and [`Argon2Profile::DEFAULT`].
 ///
 /// # Examples
 /// ```
@@ -283,10 +299,14 @@ pub struct ContainerPolicy {
     pub recovery_enabled: bool,
     /// The PIN rules.
     pub pin: PinPolicy,
-    /// Failed PIN attempts before lockout (at least 1).
+    /// Failed PIN attempts before lockout (at least 1), for the Argon2id protector (a
+    /// TPM counts its own: see [`crate::client::TpmConfig`]).
     pub attempt_limit: u32,
-    /// The Argon2id cost for new PIN protectors.
+    /// The Argon2id cost for new Argon2id PIN protectors.
     pub argon2: Argon2Profile,
+    /// The PIN protector for new containers and for the new PIN of a reset. A PIN change
+    /// keeps the container's protector.
+    pub protector: PinProtectorChoice,
 }
 
 impl Default for ContainerPolicy {
@@ -296,6 +316,7 @@ impl Default for ContainerPolicy {
             pin: PinPolicy::default(),
             attempt_limit: 5,
             argon2: Argon2Profile::DEFAULT,
+            protector: PinProtectorChoice::Argon2id,
         }
     }
 }

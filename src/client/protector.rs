@@ -85,7 +85,7 @@ fn random_nonce() -> Result<[u8; 12], Failure> {
     Ok(n)
 }
 
-fn wrap(
+pub(crate) fn wrap(
     kek: &[u8; 32],
     aad: &[u8],
     ck: &ContainerKey,
@@ -97,7 +97,7 @@ fn wrap(
     Ok((nonce, wrapped))
 }
 
-fn unwrap(
+pub(crate) fn unwrap(
     kek: &[u8; 32],
     aad: &[u8],
     nonce: &[u8; 12],

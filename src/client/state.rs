@@ -8,6 +8,7 @@ use zeroize::Zeroizing;
 
 use super::policy::Argon2Profile;
 use super::protector::{PinProtector, RecoveryProtector, WRAPPED_LEN};
+use super::tpm::sealed::{TpmProtector, MAX_BLOB_LEN, MAX_NAME_LEN};
 use crate::codec::{self, Reader};
 use crate::envelope::binding::Binding;
 use crate::envelope::{Envelope, EnvelopeId, MAX_ENVELOPE_LEN};
@@ -15,8 +16,13 @@ use crate::error::DecodeError;
 
 const MAGIC: [u8; 4] = *b"PRCS";
 /// Version 2: the device key; recovery protectors outside the MAC, a pending one beside
-/// the registered one, each with its registration key. Version 1 containers are refused.
-const VERSION: u8 = 2;
+/// the registered one, each with its registration key; the Argon2id PIN protector.
+/// Version 1 containers are refused.
+const VERSION_ARGON2ID: u8 = 2;
+/// Version 3: as version 2, with a TPM-sealed PIN protector in place of the Argon2id
+/// one. The version says which, so each state has exactly one encoding and version 2
+/// containers need no migration.
+const VERSION_TPM: u8 = 3;
 /// The most PIN history entries a payload can hold.
 pub(crate) const MAX_HISTORY: usize = 50;
 const PAYLOAD_MAX: usize = 32 + 1 + 32 * MAX_HISTORY + 16;
@@ -40,6 +46,17 @@ pub(crate) struct NextEnvelope {
     pub(crate) proof: Option<[u8; 32]>,
 }
 
+/// What guards the container key behind the PIN.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PinGuard {
+    /// A key derived from the PIN by Argon2id: open to offline guessing by whoever
+    /// copies the container.
+    Argon2id(PinProtector),
+    /// A secret sealed by a TPM object whose authorization the PIN gives: the TPM counts
+    /// the guesses.
+    Tpm(TpmProtector),
+}
+
 /// A decoded container state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct State {
@@ -50,7 +67,7 @@ pub(crate) struct State {
     pub(crate) credential_public: [u8; 65],
     pub(crate) payload_nonce: [u8; 12],
     pub(crate) payload: Vec<u8>,
-    pub(crate) pin: PinProtector,
+    pub(crate) pin: PinGuard,
     pub(crate) pin_set_at: u64,
     pub(crate) key_doc_serial: u64,
     pub(crate) mac: [u8; 32],
@@ -68,18 +85,33 @@ impl State {
     pub(crate) fn body(&self) -> Result<Vec<u8>, DecodeError> {
         let mut out = Vec::with_capacity(512);
         out.extend_from_slice(&MAGIC);
-        out.push(VERSION);
+        out.push(match self.pin {
+            PinGuard::Argon2id(_) => VERSION_ARGON2ID,
+            PinGuard::Tpm(_) => VERSION_TPM,
+        });
         self.identity.encode(&mut out);
         out.extend_from_slice(&self.device_key.0[..]);
         out.extend_from_slice(&self.credential_public);
         out.extend_from_slice(&self.payload_nonce);
         codec::put_vec16(&mut out, &self.payload)?;
-        out.extend_from_slice(&self.pin.salt);
-        out.extend_from_slice(&self.pin.params.memory_kib.to_be_bytes());
-        out.extend_from_slice(&self.pin.params.iterations.to_be_bytes());
-        out.extend_from_slice(&self.pin.params.parallelism.to_be_bytes());
-        out.extend_from_slice(&self.pin.nonce);
-        out.extend_from_slice(&self.pin.wrapped);
+        match &self.pin {
+            PinGuard::Argon2id(p) => {
+                out.extend_from_slice(&p.salt);
+                out.extend_from_slice(&p.params.memory_kib.to_be_bytes());
+                out.extend_from_slice(&p.params.iterations.to_be_bytes());
+                out.extend_from_slice(&p.params.parallelism.to_be_bytes());
+                out.extend_from_slice(&p.nonce);
+                out.extend_from_slice(&p.wrapped);
+            }
+            PinGuard::Tpm(p) => {
+                out.extend_from_slice(&p.auth_salt);
+                codec::put_vec8(&mut out, &p.srk_name)?;
+                codec::put_vec16(&mut out, &p.public)?;
+                codec::put_vec16(&mut out, &p.private)?;
+                out.extend_from_slice(&p.nonce);
+                out.extend_from_slice(&p.wrapped);
+            }
+        }
         out.extend_from_slice(&self.pin_set_at.to_be_bytes());
         out.extend_from_slice(&self.key_doc_serial.to_be_bytes());
         Ok(out)
@@ -115,28 +147,42 @@ impl State {
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
-        r.magic_and_version(MAGIC, VERSION)?;
+        let version = match r.magic_and_version(MAGIC, VERSION_ARGON2ID) {
+            Err(DecodeError::UnsupportedVersion(VERSION_TPM)) => VERSION_TPM,
+            other => other.map(|()| VERSION_ARGON2ID)?,
+        };
         let identity = Binding::read(&mut r)?;
         let device_key = DeviceScalar(Zeroizing::new(r.array()?));
         let credential_public = r.array()?;
         let payload_nonce = r.array()?;
         let payload = r.vec16("payload", PAYLOAD_MIN, PAYLOAD_MAX)?.to_vec();
-        let salt = r.array()?;
-        let params = Argon2Profile {
-            memory_kib: r.u32()?,
-            iterations: r.u32()?,
-            parallelism: r.u32()?,
-        };
-        if !params.within_bounds() {
-            return Err(DecodeError::BadDocument {
-                reason: "Argon2 parameters out of bounds",
-            });
-        }
-        let pin = PinProtector {
-            salt,
-            params,
-            nonce: r.array()?,
-            wrapped: r.array::<WRAPPED_LEN>()?,
+        let pin = if version == VERSION_TPM {
+            PinGuard::Tpm(TpmProtector {
+                auth_salt: r.array()?,
+                srk_name: r.vec8("TPM storage key name", 1, MAX_NAME_LEN)?.to_vec(),
+                public: r.vec16("TPM public area", 1, MAX_BLOB_LEN)?.to_vec(),
+                private: r.vec16("TPM private area", 1, MAX_BLOB_LEN)?.to_vec(),
+                nonce: r.array()?,
+                wrapped: r.array::<WRAPPED_LEN>()?,
+            })
+        } else {
+            let salt = r.array()?;
+            let params = Argon2Profile {
+                memory_kib: r.u32()?,
+                iterations: r.u32()?,
+                parallelism: r.u32()?,
+            };
+            if !params.within_bounds() {
+                return Err(DecodeError::BadDocument {
+                    reason: "Argon2 parameters out of bounds",
+                });
+            }
+            PinGuard::Argon2id(PinProtector {
+                salt,
+                params,
+                nonce: r.array()?,
+                wrapped: r.array::<WRAPPED_LEN>()?,
+            })
         };
         let pin_set_at = r.u64()?;
         let key_doc_serial = r.u64()?;

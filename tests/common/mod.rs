@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod backends;
+pub mod swtpm;
 pub mod world;
 
 use std::collections::BTreeMap;

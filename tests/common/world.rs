@@ -29,6 +29,7 @@ pub fn test_policy(recovery: bool) -> ContainerPolicy {
         },
         attempt_limit: 5,
         argon2: Argon2Profile::INSECURE_TEST_ONLY,
+        ..ContainerPolicy::default()
     }
 }
 
