@@ -540,3 +540,43 @@ fn reset_with_wrong_response_changes_nothing() {
     );
     assert_eq!(stored(&w.store), before);
 }
+
+/// A container sealed by a TPM (a fixture made on a swtpm that no longer exists): its
+/// status reads without any TPM; opening it is refused by name, whatever the build, and
+/// changes nothing. Without the `tpm` feature the build says it has no TPM support; with
+/// it, the default transport finds no TPM here, or (on a machine with one) the wrong one.
+#[test]
+fn a_tpm_container_decodes_everywhere_and_opens_nowhere_else() {
+    let bytes = std::fs::read(common::vectors_dir().join("containers/tpm-sealed.bin")).unwrap();
+    let store = MemoryStore::new();
+    store.replace(&bytes).unwrap();
+    let c = Container::new(store.clone(), test_policy(false), None);
+    let status = c.status().unwrap();
+    assert_eq!(
+        status.protector,
+        pin_recovery::client::PinProtectorKind::Tpm
+    );
+    assert_eq!(status.identity.user(), "alice@contoso.example");
+    assert_eq!(status.failed_attempts, 0);
+    let got = c.sign_in(&pin("482913"), b"c", None);
+    #[cfg(not(feature = "tpm"))]
+    assert_eq!(
+        got.map(|_| ()),
+        Err(ClientError::Tpm(
+            pin_recovery::client::TpmError::NotCompiled
+        ))
+    );
+    #[cfg(feature = "tpm")]
+    assert!(
+        matches!(
+            got,
+            Err(ClientError::Tpm(
+                pin_recovery::client::TpmError::Unavailable { .. }
+                    | pin_recovery::client::TpmError::WrongTpm
+            ))
+        ),
+        "{got:?}"
+    );
+    assert!(c.change_pin(&pin("482913"), &pin("739155")).is_err());
+    assert_eq!(stored(&store), bytes);
+}

@@ -3,6 +3,10 @@
 //! or the new one. Proved two ways: every storage step of every operation fails in turn
 //! (as an I/O error, and as a crash that abandons the operation on the spot), and a
 //! child process doing resets in a loop is killed at random moments.
+//!
+//! Every case runs with each PIN protector: Argon2id, and (feature `tpm`) a TPM, on a
+//! real software TPM of its own; without swtpm the TPM cases are reported as ignored
+//! with the reason.
 
 mod common;
 
@@ -22,7 +26,17 @@ use pin_recovery::{
 const OLD: &str = "111111";
 const NEW: &str = "222222";
 
+/// Which PIN protector a case runs with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Argon2id,
+    #[cfg(feature = "tpm")]
+    Tpm,
+}
+
 struct Rig {
+    #[cfg(feature = "tpm")]
+    tpm: Option<common::swtpm::SwTpm>,
     dir: tempfile::TempDir,
     service_key: ServicePrivateKey,
     signer: KeyDocumentSigner,
@@ -32,11 +46,21 @@ struct Rig {
 }
 
 impl Rig {
-    fn new() -> Self {
+    fn new(kind: Kind) -> Self {
+        #[cfg(not(feature = "tpm"))]
+        let Kind::Argon2id = kind;
         let service_key = ServicePrivateKey::generate_p256().unwrap();
         let signer = KeyDocumentSigner::new(SigningKey::generate().unwrap());
         let keys = single_key_document(&signer, &service_key, 1);
         Rig {
+            #[cfg(feature = "tpm")]
+            tpm: (kind == Kind::Tpm).then(|| {
+                let tpm = common::swtpm::SwTpm::start();
+                // The checks below try wrong PINs on purpose, many times: a TPM that
+                // tolerates them (the container refuses such a TPM unless told, below).
+                tpm.set_lockout(1_000_000, 1, 1);
+                tpm
+            }),
             dir: tempfile::tempdir().unwrap(),
             service_key,
             signer,
@@ -50,11 +74,19 @@ impl Rig {
         self.dir.path().join("container")
     }
 
+    fn tcti(&self) -> Option<String> {
+        #[cfg(feature = "tpm")]
+        if let Some(tpm) = &self.tpm {
+            return Some(tpm.tcti());
+        }
+        None
+    }
+
     fn container<S: ContainerStore>(&self, store: S) -> Container<S> {
         let trust = ServiceTrust {
             key_document_key: *self.signer.verifying_key(),
         };
-        Container::with_clock(store, policy(), Some(trust), self.clock.clone())
+        Container::with_clock(store, policy(self.tcti()), Some(trust), self.clock.clone())
     }
 
     fn clean(&self) -> Container<FileStore> {
@@ -80,7 +112,11 @@ impl Rig {
         let opens: Vec<&str> = candidates
             .iter()
             .copied()
-            .filter(|p| c.sign_in(&Pin::new(*p), b"probe", None).is_ok())
+            .filter(|p| match c.sign_in(&Pin::new(*p), b"probe", None) {
+                Ok(_) => true,
+                Err(ClientError::WrongPin { .. }) => false,
+                Err(e) => panic!("PIN {p}: neither opens nor is wrong: {e:?}"),
+            })
             .collect();
         assert_eq!(
             opens.len(),
@@ -91,10 +127,23 @@ impl Rig {
     }
 }
 
-/// The test policy without PIN history, so that PINs can alternate.
-fn policy() -> pin_recovery::client::ContainerPolicy {
+/// The test policy without PIN history, so that PINs can alternate; with the TPM at
+/// `tcti`, if given.
+fn policy(tcti: Option<String>) -> pin_recovery::client::ContainerPolicy {
     let mut p = test_policy(true);
     p.pin.history = 0;
+    #[cfg(feature = "tpm")]
+    if let Some(tcti) = tcti {
+        p.protector =
+            pin_recovery::client::PinProtectorChoice::Tpm(pin_recovery::client::TpmConfig {
+                tcti,
+                max_tries_allowed: u32::MAX,
+                min_recovery_interval: 1,
+                ..Default::default()
+            });
+    }
+    #[cfg(not(feature = "tpm"))]
+    let _ = tcti;
     p
 }
 
@@ -190,9 +239,8 @@ fn enrolled(rig: &Rig) -> Vec<u8> {
     std::fs::read(rig.path()).unwrap()
 }
 
-#[test]
-fn property_5_enrolment_is_all_or_nothing() {
-    let rig = Rig::new();
+fn property_5_enrolment_is_all_or_nothing(kind: Kind) {
+    let rig = Rig::new(kind);
     let steps = every_step_fails(
         &rig,
         None,
@@ -208,9 +256,8 @@ fn property_5_enrolment_is_all_or_nothing() {
     println!("enrolment: {steps} storage steps, each failed and crashed in turn");
 }
 
-#[test]
-fn property_5_pin_change_leaves_old_or_new() {
-    let rig = Rig::new();
+fn property_5_pin_change_leaves_old_or_new(kind: Kind) {
+    let rig = Rig::new(kind);
     let base = enrolled(&rig);
     let credential = rig.clean().status().unwrap().credential_public_key;
     let steps = every_step_fails(
@@ -225,9 +272,8 @@ fn property_5_pin_change_leaves_old_or_new() {
     println!("PIN change: {steps} storage steps, each failed and crashed in turn");
 }
 
-#[test]
-fn property_5_non_destructive_reset_leaves_old_or_new() {
-    let rig = Rig::new();
+fn property_5_non_destructive_reset_leaves_old_or_new(kind: Kind) {
+    let rig = Rig::new(kind);
     let base = enrolled(&rig);
     let credential = rig.clean().status().unwrap().credential_public_key;
     let steps = every_step_fails(
@@ -248,9 +294,8 @@ fn property_5_non_destructive_reset_leaves_old_or_new() {
     println!("non-destructive reset: {steps} storage steps, each failed and crashed in turn");
 }
 
-#[test]
-fn property_5_destructive_reset_leaves_old_or_new() {
-    let rig = Rig::new();
+fn property_5_destructive_reset_leaves_old_or_new(kind: Kind) {
+    let rig = Rig::new(kind);
     let base = enrolled(&rig);
     let old_credential = rig.clean().status().unwrap().credential_public_key;
     let steps = every_step_fails(
@@ -269,9 +314,8 @@ fn property_5_destructive_reset_leaves_old_or_new() {
     println!("destructive reset: {steps} storage steps, each failed and crashed in turn");
 }
 
-#[test]
-fn property_5_sign_in_reseal_leaves_old_or_new() {
-    let rig = Rig::new();
+fn property_5_sign_in_reseal_leaves_old_or_new(kind: Kind) {
+    let rig = Rig::new(kind);
     let base = enrolled(&rig);
     let new_key = ServicePrivateKey::generate_p256().unwrap();
     let rotated = single_key_document(&rig.signer, &new_key, 2);
@@ -317,10 +361,9 @@ fn temp_files(dir: &Path) -> Vec<(String, u64)> {
         .collect()
 }
 
-#[test]
-fn finding_11_a_fault_in_the_write_step_really_tears_the_file() {
+fn finding_11_a_fault_in_the_write_step_really_tears_the_file(kind: Kind) {
     quiet_injected_crashes();
-    let rig = Rig::new();
+    let rig = Rig::new(kind);
     let base = enrolled(&rig);
     for fault in [Fault::Error, Fault::Crash] {
         std::fs::write(rig.path(), &base).unwrap();
@@ -371,8 +414,6 @@ fn finding_11_a_fault_in_the_write_step_really_tears_the_file() {
 }
 
 /// The child half of the kill test: resets in a loop until killed.
-#[test]
-#[ignore = "run by property_5_killed_mid_reset as a child process"]
 fn crash_child_reset_loop() {
     let Ok(dir) = std::env::var("PIN_RECOVERY_CRASH_DIR") else {
         return;
@@ -388,7 +429,11 @@ fn crash_child_reset_loop() {
     let binding = Binding::new("t", "u", "d").unwrap();
     let c = Container::with_clock(
         FileStore::new(dir.join("container")),
-        policy(),
+        policy(
+            std::env::var("PIN_RECOVERY_CRASH_TCTI")
+                .ok()
+                .filter(|t| !t.is_empty()),
+        ),
         Some(ServiceTrust {
             key_document_key: signing_key,
         }),
@@ -407,9 +452,8 @@ fn crash_child_reset_loop() {
     }
 }
 
-#[test]
-fn property_5_killed_mid_reset() {
-    let rig = Rig::new();
+fn property_5_killed_mid_reset(kind: Kind) {
+    let rig = Rig::new(kind);
     enrolled(&rig);
     let dir = rig.dir.path();
     std::fs::write(
@@ -429,13 +473,9 @@ fn property_5_killed_mid_reset() {
     let mut seen = std::collections::HashSet::new();
     for round in 0..kills {
         let mut child = std::process::Command::new(&exe)
-            .args([
-                "--exact",
-                "crash_child_reset_loop",
-                "--ignored",
-                "--test-threads=1",
-            ])
+            .args(["--exact", "crash_child_reset_loop", "--test-threads=1"])
             .env("PIN_RECOVERY_CRASH_DIR", dir)
+            .env("PIN_RECOVERY_CRASH_TCTI", rig.tcti().unwrap_or_default())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -447,6 +487,15 @@ fn property_5_killed_mid_reset() {
         std::thread::sleep(std::time::Duration::from_millis(wait_ms));
         child.kill().unwrap(); // SIGKILL on Unix: no destructor, no cleanup.
         child.wait().unwrap();
+        // A TPM without a resource manager keeps what a killed client loaded (it has a
+        // handful of slots): flush it, as the kernel's resource manager would.
+        #[cfg(feature = "tpm")]
+        if let Some(tpm) = &rig.tpm {
+            for kind in ["-t", "-l", "-s"] {
+                let (ok, out) = tpm.tool("tpm2_flushcontext", &[kind]);
+                assert!(ok, "tpm2_flushcontext {kind}: {out}");
+            }
+        }
         let (_, cred) = rig.which_pin(&[OLD, NEW]);
         assert_eq!(cred, credential, "round {round}: credential key survives");
         // The surviving state's own secret still resets it.
@@ -474,4 +523,69 @@ fn property_5_killed_mid_reset() {
         "no temporary file outlives the next write"
     );
     println!("killed the resetting child {kills} times in {} distinct states; the container opened every time", seen.len());
+}
+
+fn main() {
+    // tpm2-tss logs every TPM error code to stderr; the wrong PINs here are deliberate.
+    std::env::set_var("TSS2_LOG", "all+NONE");
+    let args = libtest_mimic::Arguments::from_args();
+    if std::env::var("PIN_RECOVERY_CRASH_DIR").is_ok() {
+        // The child of the kill test: only its loop.
+        let child = libtest_mimic::Trial::test("crash_child_reset_loop", || {
+            crash_child_reset_loop();
+            Ok(())
+        });
+        libtest_mimic::run(&args, vec![child]).exit();
+    }
+    type Case = fn(Kind);
+    let cases: [(&str, Case); 7] = [
+        (
+            "property_5_enrolment_is_all_or_nothing",
+            property_5_enrolment_is_all_or_nothing,
+        ),
+        (
+            "property_5_pin_change_leaves_old_or_new",
+            property_5_pin_change_leaves_old_or_new,
+        ),
+        (
+            "property_5_non_destructive_reset_leaves_old_or_new",
+            property_5_non_destructive_reset_leaves_old_or_new,
+        ),
+        (
+            "property_5_destructive_reset_leaves_old_or_new",
+            property_5_destructive_reset_leaves_old_or_new,
+        ),
+        (
+            "property_5_sign_in_reseal_leaves_old_or_new",
+            property_5_sign_in_reseal_leaves_old_or_new,
+        ),
+        (
+            "finding_11_a_fault_in_the_write_step_really_tears_the_file",
+            finding_11_a_fault_in_the_write_step_really_tears_the_file,
+        ),
+        ("property_5_killed_mid_reset", property_5_killed_mid_reset),
+    ];
+    #[allow(unused_mut)]
+    let mut kinds = vec![(Kind::Argon2id, "argon2id", None::<String>)];
+    #[cfg(feature = "tpm")]
+    {
+        let not_run = common::swtpm::not_run().or_else(common::swtpm::tools_not_run);
+        if let Some(reason) = &not_run {
+            println!("tpm: {reason}");
+        }
+        kinds.push((Kind::Tpm, "tpm", not_run));
+    }
+    let mut trials = Vec::new();
+    for (kind, label, not_run) in kinds {
+        for (name, case) in cases {
+            trials.push(
+                libtest_mimic::Trial::test(format!("{label}::{name}"), move || {
+                    case(kind);
+                    Ok(())
+                })
+                .with_ignored_flag(not_run.is_some()),
+            );
+        }
+    }
+    libtest_mimic::run(&args, trials).exit();
 }

@@ -110,6 +110,21 @@ fn write_fuzz_seeds() {
     let c2 = Container::new(plain.clone(), common::world::test_policy(false), None);
     c2.enrol(&binding, &Pin::new("482913"), None).unwrap();
     write("container_state", "plain", &plain.load().unwrap().unwrap());
+    // A version 3 container (TPM-sealed PIN protector), made on a software TPM.
+    #[cfg(feature = "tpm")]
+    if common::swtpm::not_run().is_none() {
+        let tpm = common::swtpm::SwTpm::start();
+        let sealed = MemoryStore::new();
+        let mut policy = common::world::test_policy(false);
+        policy.protector =
+            pin_recovery::client::PinProtectorChoice::Tpm(pin_recovery::client::TpmConfig {
+                tcti: tpm.tcti(),
+                ..Default::default()
+            });
+        let c3 = Container::new(sealed.clone(), policy, None);
+        c3.enrol(&binding, &Pin::new("482913"), None).unwrap();
+        write("container_state", "tpm", &sealed.load().unwrap().unwrap());
+    }
 
     let reg = c.pending_registration().unwrap().unwrap();
     write("response_json", "registration", &reg.to_json());

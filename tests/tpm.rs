@@ -111,6 +111,11 @@ const CASES: &[(&str, Needs, Case)] = &[
         Needs::Swtpm,
         altered_tpm_bytes,
     ),
+    (
+        "the_stored_form_is_canonical",
+        Needs::Swtpm,
+        stored_form_is_canonical,
+    ),
 ];
 
 fn main() {
@@ -654,4 +659,29 @@ fn altered_tpm_bytes() {
 /// The binding's encoded length: three u8-prefixed strings.
 fn identity_len(b: &Binding) -> usize {
     3 + b.tenant().len() + b.user().len() + b.device().len()
+}
+
+/// A version 3 container decodes and encodes to the same bytes; every truncation, a
+/// trailing byte and the other version's byte are refused as corrupt, never a panic.
+fn stored_form_is_canonical() {
+    let rig = Rig::new();
+    let c = rig.enrol();
+    c.change_pin(&Pin::new(PIN), &Pin::new(NEW)).unwrap();
+    let good = rig.stored();
+    assert_eq!(pin_recovery::client::__decode_state(&good).unwrap(), good);
+    for n in 0..good.len() {
+        assert!(
+            pin_recovery::client::__decode_state(&good[..n]).is_err(),
+            "{n} bytes"
+        );
+    }
+    let mut longer = good.clone();
+    longer.push(0);
+    assert!(pin_recovery::client::__decode_state(&longer).is_err());
+    let mut v2 = good.clone();
+    v2[4] = 2;
+    assert!(pin_recovery::client::__decode_state(&v2).is_err());
+    std::fs::write(rig.dir.path().join("container"), &v2).unwrap();
+    assert!(matches!(sign(&c, NEW), Err(ClientError::CorruptState(_))));
+    assert_eq!(rig.stored(), v2);
 }

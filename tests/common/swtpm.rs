@@ -3,7 +3,6 @@
 //! run, with the reason; with `PIN_RECOVERY_REQUIRE_TPM=1` (as in CI) that is a failure.
 
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -107,10 +106,6 @@ impl SwTpm {
     /// The TCTI configuration string for tpm2-tss.
     pub fn tcti(&self) -> String {
         format!("swtpm:host=127.0.0.1,port={}", self.port)
-    }
-
-    pub fn state_dir(&self) -> &Path {
-        self.dir.path()
     }
 
     /// Runs a tpm2-tools command against this TPM; its success and its output.
