@@ -116,6 +116,11 @@ const CASES: &[(&str, Needs, Case)] = &[
         Needs::Swtpm,
         stored_form_is_canonical,
     ),
+    (
+        "an_argon2id_container_moves_to_the_tpm",
+        Needs::Swtpm,
+        argon2id_container_moves_to_the_tpm,
+    ),
 ];
 
 fn main() {
@@ -684,4 +689,53 @@ fn stored_form_is_canonical() {
     std::fs::write(rig.dir.path().join("container"), &v2).unwrap();
     assert!(matches!(sign(&c, NEW), Err(ClientError::CorruptState(_))));
     assert_eq!(rig.stored(), v2);
+}
+
+/// A device that gains a TPM policy: its Argon2id container moves to the TPM at the next
+/// PIN change (same credential key), and stays there when the policy later forgets its
+/// TPM settings (the default transport is tried: it finds no TPM here, or another one).
+fn argon2id_container_moves_to_the_tpm() {
+    let rig = Rig::new();
+    let software = ContainerPolicy {
+        recovery_enabled: true,
+        argon2: Argon2Profile::INSECURE_TEST_ONLY,
+        ..ContainerPolicy::default()
+    };
+    let trust = ServiceTrust {
+        key_document_key: *rig.signer.verifying_key(),
+    };
+    let path = rig.dir.path().join("container");
+    let before = Container::with_clock(
+        FileStore::new(&path),
+        software.clone(),
+        Some(trust.clone()),
+        rig.clock.clone(),
+    );
+    before
+        .enrol(&rig.binding, &Pin::new(PIN), Some(&rig.keys))
+        .unwrap();
+    let credential = before.status().unwrap().credential_public_key;
+    assert_eq!(
+        before.status().unwrap().protector,
+        PinProtectorKind::Argon2id
+    );
+    let c = rig.container();
+    c.change_pin(&Pin::new(PIN), &Pin::new(NEW)).unwrap();
+    assert_eq!(c.status().unwrap().protector, PinProtectorKind::Tpm);
+    assert!(credential.verify(b"challenge", &sign(&c, NEW).unwrap()));
+    refused(&rig, wrong(2), || sign(&c, PIN));
+    // The policy forgets the TPM: the container stays a TPM container.
+    let forgetful = Container::new(FileStore::new(&path), software, Some(trust));
+    let got = forgetful.change_pin(&Pin::new(NEW), &Pin::new("246813"));
+    assert!(
+        matches!(
+            got,
+            Err(ClientError::Tpm(
+                TpmError::Unavailable { .. } | TpmError::WrongTpm
+            ))
+        ),
+        "{got:?}"
+    );
+    assert_eq!(c.status().unwrap().protector, PinProtectorKind::Tpm);
+    sign(&c, NEW).unwrap();
 }

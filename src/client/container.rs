@@ -230,7 +230,8 @@ impl<S: ContainerStore> Container<S> {
     ///
     /// # Errors
     /// [`ClientError::AlreadyEnrolled`], [`ClientError::PinPolicy`], key-document
-    /// errors when recovery is enabled, [`ClientError::Store`].
+    /// errors when recovery is enabled, [`ClientError::Store`], and with the TPM
+    /// protector [`ClientError::Tpm`] (the TPM refused by policy, or unavailable).
     pub fn enrol(
         &self,
         identity: &Binding,
@@ -256,7 +257,7 @@ impl<S: ContainerStore> Container<S> {
     ///
     /// # Errors
     /// [`ClientError::PinPolicy`], key-document errors when recovery is enabled,
-    /// [`ClientError::Store`].
+    /// [`ClientError::Store`], [`ClientError::Tpm`] (TPM protector).
     pub fn destructive_reset(
         &self,
         identity: &Binding,
@@ -428,7 +429,8 @@ impl<S: ContainerStore> Container<S> {
     /// # Errors
     /// [`ClientError::WrongPin`], [`ClientError::LockedOut`],
     /// [`ClientError::PinExpired`] (after a correct PIN; change it),
-    /// [`ClientError::Store`], [`ClientError::Tampered`].
+    /// [`ClientError::Store`], [`ClientError::Tampered`], and with the TPM protector
+    /// [`ClientError::Tpm`] (locked out, unavailable, the wrong TPM).
     pub fn sign_in(
         &self,
         pin: &Pin,
@@ -484,12 +486,14 @@ impl<S: ContainerStore> Container<S> {
         })
     }
 
-    /// Changes the PIN, knowing the old one.
+    /// Changes the PIN, knowing the old one. A TPM container keeps its TPM object and
+    /// changes its authorization; an Argon2id container gets a new protector of the
+    /// policy's kind (so it moves to the TPM if the policy now names one).
     ///
     /// # Errors
     /// [`ClientError::PinPolicy`] (checked first: nothing is counted or stored),
     /// [`ClientError::WrongPin`], [`ClientError::LockedOut`], [`ClientError::PinReused`],
-    /// [`ClientError::Store`], [`ClientError::Tampered`].
+    /// [`ClientError::Store`], [`ClientError::Tampered`], [`ClientError::Tpm`].
     pub fn change_pin(&self, old: &Pin, new: &Pin) -> Result<(), ClientError> {
         self.policy.pin.check(new)?;
         let _lock = self.store.lock()?;

@@ -305,7 +305,9 @@ pub struct ContainerPolicy {
     /// The Argon2id cost for new Argon2id PIN protectors.
     pub argon2: Argon2Profile,
     /// The PIN protector for new containers and for the new PIN of a reset. A PIN change
-    /// keeps the container's protector.
+    /// moves an Argon2id container to this protector, and keeps a TPM container's TPM
+    /// protector whatever this says (a policy that lost its TPM settings never downgrades
+    /// a container silently; a reset is an explicit choice).
     pub protector: PinProtectorChoice,
 }
 

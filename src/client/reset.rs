@@ -127,7 +127,9 @@ impl<S: ContainerStore> Container<S> {
     }
 
     /// The non-destructive reset: unlocks the container with the recovery secret the
-    /// service released, sets `new_pin`, clears any lockout, and seals a new recovery
+    /// service released, sets `new_pin` (under a new protector of the policy's kind),
+    /// clears the Argon2id protector's lockout (a TPM's lockout heals only with time, and
+    /// the new PIN waits for it; the reset itself works during it), and seals a new recovery
     /// secret to the current service key as the next envelope. The credential keys are
     /// unchanged. The envelope whose secret this is stays the service's until the new
     /// one is confirmed ([`Container::confirm_registration`]), when its protector is
@@ -136,7 +138,8 @@ impl<S: ContainerStore> Container<S> {
     /// # Errors
     /// [`ClientError::PinPolicy`], [`ClientError::RecoveryDisabled`],
     /// [`ClientError::WrongRecoverySecret`], [`ClientError::PinReused`], key-document
-    /// errors, [`ClientError::Store`], [`ClientError::Tampered`]; none changes what is
+    /// errors, [`ClientError::Store`], [`ClientError::Tampered`], [`ClientError::Tpm`]
+    /// (TPM protector: the new PIN's object could not be sealed); none changes what is
     /// stored, and each can be retried with the same secret.
     pub fn reset_with_secret(
         &self,

@@ -17,6 +17,9 @@ pub enum LockoutAuthorization {
 
 /// Where the TPM is and what of it the policy accepts.
 ///
+/// tpm2-tss logs every failed TPM command (a wrong PIN included) to stderr; set
+/// `TSS2_LOG=all+NONE` in the environment to silence it.
+///
 /// The defaults: the kernel's resource manager (`device:/dev/tpmrm0`), at most 32
 /// failures before lockout and at least 60 s before the TPM forgets one (Windows sets
 /// 32 and 600 s), and [`LockoutAuthorization::SetIfUnset`].
