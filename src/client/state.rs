@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use super::policy::Argon2Profile;
 use super::protector::{PinProtector, RecoveryProtector, WRAPPED_LEN};
-use super::tpm::sealed::{TpmProtector, MAX_BLOB_LEN, MAX_NAME_LEN};
+use super::tpm::sealed::{SealedObject, TpmProtector, MAX_BLOB_LEN, MAX_NAME_LEN};
 use crate::codec::{self, Reader};
 use crate::envelope::binding::Binding;
 use crate::envelope::{Envelope, EnvelopeId, MAX_ENVELOPE_LEN};
@@ -105,9 +105,9 @@ impl State {
             }
             PinGuard::Tpm(p) => {
                 out.extend_from_slice(&p.auth_salt);
-                codec::put_vec8(&mut out, &p.srk_name)?;
-                codec::put_vec16(&mut out, &p.public)?;
-                codec::put_vec16(&mut out, &p.private)?;
+                codec::put_vec8(&mut out, &p.object.srk_name)?;
+                codec::put_vec16(&mut out, &p.object.public)?;
+                codec::put_vec16(&mut out, &p.object.private)?;
                 out.extend_from_slice(&p.nonce);
                 out.extend_from_slice(&p.wrapped);
             }
@@ -159,9 +159,11 @@ impl State {
         let pin = if version == VERSION_TPM {
             PinGuard::Tpm(TpmProtector {
                 auth_salt: r.array()?,
-                srk_name: r.vec8("TPM storage key name", 1, MAX_NAME_LEN)?.to_vec(),
-                public: r.vec16("TPM public area", 1, MAX_BLOB_LEN)?.to_vec(),
-                private: r.vec16("TPM private area", 1, MAX_BLOB_LEN)?.to_vec(),
+                object: SealedObject {
+                    srk_name: r.vec8("TPM storage key name", 1, MAX_NAME_LEN)?.to_vec(),
+                    public: r.vec16("TPM public area", 1, MAX_BLOB_LEN)?.to_vec(),
+                    private: r.vec16("TPM private area", 1, MAX_BLOB_LEN)?.to_vec(),
+                },
                 nonce: r.array()?,
                 wrapped: r.array::<WRAPPED_LEN>()?,
             })

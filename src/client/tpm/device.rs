@@ -20,7 +20,7 @@ use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{
     Auth, CapabilityData, Digest, EccPoint, KeyedHashScheme, Private, Public, PublicBuilder,
     PublicEccParametersBuilder, PublicKeyedHashParameters, SensitiveData, SymmetricDefinition,
-    SymmetricDefinitionObject,
+    SymmetricDefinitionObject, TaggedTpmPropertyList,
 };
 use tss_esapi::traits::{Marshall, UnMarshall};
 use tss_esapi::{Context, TctiNameConf};
@@ -199,28 +199,37 @@ impl Tpm {
     /// The dictionary-attack counter and parameters, read fresh (never cached: the
     /// counter moves).
     pub(crate) fn lockout_state(&mut self) -> Result<LockoutState, TpmError> {
-        let permanent = self.property(TPM2_PT_PERMANENT, PropertyTag::Permanent)?;
+        let permanent = self.properties(TPM2_PT_PERMANENT, 1)?;
+        // The four DA properties are consecutive: one read.
+        let lockout = self.properties(TPM2_PT_LOCKOUT_COUNTER, 4)?;
+        let find = |list: &TaggedTpmPropertyList, tag: PropertyTag| {
+            list.find(tag)
+                .map(|p| p.value())
+                .ok_or(TpmError::Unavailable {
+                    reason: format!("the TPM did not report {tag:?}"),
+                })
+        };
         Ok(LockoutState {
-            counter: self.property(TPM2_PT_LOCKOUT_COUNTER, PropertyTag::LockoutCounter)?,
-            max_tries: self.property(TPM2_PT_LOCKOUT_COUNTER, PropertyTag::MaxAuthFail)?,
-            recovery_interval: self
-                .property(TPM2_PT_LOCKOUT_COUNTER, PropertyTag::LockoutInterval)?,
-            lockout_auth_set: permanent & LOCKOUT_AUTH_SET != 0,
+            counter: find(&lockout, PropertyTag::LockoutCounter)?,
+            max_tries: find(&lockout, PropertyTag::MaxAuthFail)?,
+            recovery_interval: find(&lockout, PropertyTag::LockoutInterval)?,
+            lockout_auth_set: find(&permanent, PropertyTag::Permanent)? & LOCKOUT_AUTH_SET != 0,
         })
     }
 
-    fn property(&mut self, first: u32, tag: PropertyTag) -> Result<u32, TpmError> {
+    fn properties(&mut self, first: u32, count: u32) -> Result<TaggedTpmPropertyList, TpmError> {
         let (data, _) = self
             .ctx
-            .execute_without_session(|c| c.get_capability(CapabilityType::TpmProperties, first, 8))
+            .execute_without_session(|c| {
+                c.get_capability(CapabilityType::TpmProperties, first, count)
+            })
             .map_err(|e| unavailable("read the TPM's properties", e))?;
         match data {
-            CapabilityData::TpmProperties(list) => list.find(tag).map(|p| p.value()),
-            _ => None,
+            CapabilityData::TpmProperties(list) => Ok(list),
+            _ => Err(TpmError::Unavailable {
+                reason: "the TPM answered another capability".into(),
+            }),
         }
-        .ok_or(TpmError::Unavailable {
-            reason: format!("the TPM did not report {tag:?}"),
-        })
     }
 
     /// Refuses a TPM whose lockout parameters the policy does not accept, and takes an

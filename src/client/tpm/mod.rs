@@ -75,7 +75,7 @@ mod ops {
         config: &TpmConfig,
         protector: &TpmProtector,
     ) -> Result<Tpm, ClientError> {
-        Tpm::connect(&config.tcti, Some(&protector.srk_name)).map_err(ClientError::Tpm)
+        Tpm::connect(&config.tcti, Some(&protector.object.srk_name)).map_err(ClientError::Tpm)
     }
 
     /// The container key, if `pin` is right. One PIN-authorized command: a wrong PIN
@@ -87,7 +87,7 @@ mod ops {
         identity: &Binding,
     ) -> Result<ContainerKey, ClientError> {
         let auth = TpmProtector::auth_value(pin, &protector.auth_salt, identity)?;
-        let secret = tpm.unseal(&protector.object(), &auth)?;
+        let secret = tpm.unseal(&protector.object, &auth)?;
         // The object unsealed, so the PIN was right: a wrap that does not open was
         // altered.
         protector
@@ -107,11 +107,10 @@ mod ops {
         let old_auth = TpmProtector::auth_value(old, &protector.auth_salt, identity)?;
         let salt = *random32()?;
         let new_auth = TpmProtector::auth_value(new, &salt, identity)?;
-        let private = tpm.change_auth(&protector.object(), &old_auth, &new_auth)?;
-        Ok(TpmProtector {
-            auth_salt: salt,
-            private,
-            ..protector.clone()
-        })
+        let private = tpm.change_auth(&protector.object, &old_auth, &new_auth)?;
+        let mut changed = protector.clone();
+        changed.auth_salt = salt;
+        changed.object.private = private;
+        Ok(changed)
     }
 }

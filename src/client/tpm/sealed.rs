@@ -26,12 +26,7 @@ pub(crate) const MAX_BLOB_LEN: usize = 1024;
 pub(crate) struct TpmProtector {
     /// Salt of the PIN's authorization value; new with every PIN.
     pub(crate) auth_salt: [u8; 32],
-    /// The storage key's name: another TPM (or a cleared one) has another.
-    pub(crate) srk_name: Vec<u8>,
-    /// The sealed object's public area (marshalled TPMT_PUBLIC).
-    pub(crate) public: Vec<u8>,
-    /// The sealed object's private area, encrypted by the TPM under the storage key.
-    pub(crate) private: Vec<u8>,
+    pub(crate) object: SealedObject,
     pub(crate) nonce: [u8; 12],
     pub(crate) wrapped: [u8; WRAPPED_LEN],
 }
@@ -56,11 +51,13 @@ impl TpmProtector {
         Ok(auth)
     }
 
-    fn aad(identity: &Binding, srk_name: &[u8], public: &[u8]) -> Vec<u8> {
+    /// Binds the wrap to the object's parent and public area, not to its private part,
+    /// which a PIN change replaces.
+    fn aad(identity: &Binding, object: &SealedObject) -> Vec<u8> {
         let mut aad = WRAP_LABEL.to_vec();
         identity.encode(&mut aad);
-        aad.extend_from_slice(&provider().sha256(&[srk_name]));
-        aad.extend_from_slice(&provider().sha256(&[public]));
+        aad.extend_from_slice(&provider().sha256(&[&object.srk_name]));
+        aad.extend_from_slice(&provider().sha256(&[&object.public]));
         aad
     }
 
@@ -78,13 +75,11 @@ impl TpmProtector {
         object: SealedObject,
         identity: &Binding,
     ) -> Result<Self, Failure> {
-        let aad = Self::aad(identity, &object.srk_name, &object.public);
+        let aad = Self::aad(identity, &object);
         let (nonce, wrapped) = protector::wrap(&*Self::kek(unsealed, &aad)?, &aad, ck)?;
         Ok(TpmProtector {
             auth_salt,
-            srk_name: object.srk_name,
-            public: object.public,
-            private: object.private,
+            object,
             nonce,
             wrapped,
         })
@@ -96,7 +91,7 @@ impl TpmProtector {
         unsealed: &Secret32,
         identity: &Binding,
     ) -> Result<ContainerKey, Failure> {
-        let aad = Self::aad(identity, &self.srk_name, &self.public);
+        let aad = Self::aad(identity, &self.object);
         protector::unwrap(
             &*Self::kek(unsealed, &aad)?,
             &aad,
@@ -104,20 +99,15 @@ impl TpmProtector {
             &self.wrapped,
         )
     }
-
-    pub(crate) fn object(&self) -> SealedObject {
-        SealedObject {
-            srk_name: self.srk_name.clone(),
-            public: self.public.clone(),
-            private: self.private.clone(),
-        }
-    }
 }
 
 /// A sealed TPM object as stored: its parent's name and its two parts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SealedObject {
+    /// The storage key's name: another TPM (or a cleared one) has another.
     pub(crate) srk_name: Vec<u8>,
+    /// The public area (marshalled TPMT_PUBLIC).
     pub(crate) public: Vec<u8>,
+    /// The private area, encrypted by the TPM under the storage key.
     pub(crate) private: Vec<u8>,
 }
